@@ -1,0 +1,6 @@
+"""Pure-Python twins of every compiled codec: the oracle of the property tests and the
+baseline of the benchmarks. They are never used as a silent fallback at run time."""
+
+from oddswire.reference.framing import ChunkedLineSplitter, RecordSplitter
+
+__all__ = ["ChunkedLineSplitter", "RecordSplitter"]
