@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from framing_helpers import (
     chunk,
     chunked_bodies,
@@ -13,9 +16,6 @@ from framing_helpers import (
     split_at,
     transcript,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
 from oddswire import reference
 from oddswire.codec import ChunkedLineSplitter, CountingLineSink
 from oddswire.errors import ProtocolError
@@ -33,7 +33,8 @@ def databet_like_payload(n: int, seed: int = 7) -> bytes:
             for j in range(rng.randint(2, 40))
         )
         lines.append(
-            f'{{"version":{i},"event_type":"markets_updated","sport_event_id":"{rng.randint(1, 999)}",'
+            f'{{"version":{i},"event_type":"markets_updated",'
+            f'"sport_event_id":"{rng.randint(1, 999)}",'
             f'"markets":[{{"id":"1","status":0,"odds":[{odds}]}}]}}'.encode()
         )
     return b"\n".join(lines) + b"\n"

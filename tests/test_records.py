@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from framing_helpers import split_at
 from hypothesis import given
 from hypothesis import strategies as st
 
+from framing_helpers import split_at
 from oddswire import reference
 from oddswire.codec import RecordSplitter
 from oddswire.errors import ProtocolError

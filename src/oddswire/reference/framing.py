@@ -321,14 +321,16 @@ class RecordSplitter:
                 break
             cur = len(self._rec)
             if cur + (k - p) > limit:
-                self._fail("record longer than max_record_bytes", self._pos + p + (limit - cur), out)
+                self._fail("record longer than max_record_bytes",
+                           self._pos + p + (limit - cur), out)
             out.append(bytes(self._rec) + data[p:k])
             self._rec.clear()
             p = k + 1
         if p < n:
             cur = len(self._rec)
             if cur + (n - p) > limit:
-                self._fail("record longer than max_record_bytes", self._pos + p + (limit - cur), out)
+                self._fail("record longer than max_record_bytes",
+                           self._pos + p + (limit - cur), out)
             self._rec += data[p:]
         self._pos += n
         return out

@@ -1,0 +1,30 @@
+# Developer targets. The venv is yours: activate one first (see CONTRIBUTING.md).
+PY ?= python
+
+.PHONY: build build-debug test test-slow bench lint cargo-test clean
+
+build:            ## editable install of both distributions, Rust in release mode
+	$(PY) -m pip install -e ./rust
+	$(PY) -m pip install -e ".[test]" --no-build-isolation
+
+build-debug:      ## Cython with bounds checks and line tracing (for coverage / gdb)
+	ODDSWIRE_CYTHON_DEBUG=1 $(PY) -m pip install -e ".[test]" --no-build-isolation
+
+test:             ## the default suite (hypothesis profile "fast")
+	$(PY) -m pytest
+
+test-slow:        ## the same suite with the "slow" hypothesis profile (5,000 examples)
+	ODDSWIRE_HYPOTHESIS=slow $(PY) -m pytest
+
+cargo-test:       ## plain-Rust unit tests of the native core
+	cd rust && cargo test --release
+
+bench:            ## pytest-benchmark suites; ends with ratio tables for the README
+	$(PY) -m pytest benchmarks --benchmark-disable-gc
+
+lint:             ## ruff + mypy
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+clean:
+	rm -rf build dist src/*.egg-info ext/oddswire/*.c src/oddswire/*.so rust/target
