@@ -10,7 +10,6 @@ from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
-from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
 DEBUG = os.environ.get("ODDSWIRE_CYTHON_DEBUG", "") not in ("", "0")
@@ -30,17 +29,17 @@ CFLAGS = ["-O0", "-g"] if DEBUG else ["-O3"]
 MODULES = ["_framing"]
 
 
-class build_py_with_pxd(build_py):
-    """Ship the .pxd files from ext/ inside the package so users can cimport them."""
-
-    def run(self) -> None:
-        super().run()
-        target = Path(self.build_lib) / "oddswire"
-        for pxd in (HERE / "ext" / "oddswire").glob("*.pxd"):
-            if pxd.name != "__init__.pxd":
-                shutil.copy2(pxd, target / pxd.name)
 
 
+def mirror_pxd() -> None:
+    """Ship the .pxd files of ext/ inside the package (regular and editable installs alike)
+    so users can cimport the C-level API; ext/ stays the one source, the copies are ignored."""
+    for pxd in (HERE / "ext" / "oddswire").glob("*.pxd"):
+        if pxd.name != "__init__.pxd":
+            shutil.copy2(pxd, HERE / "src" / "oddswire" / pxd.name)
+
+
+mirror_pxd()
 extensions = [
     Extension(
         f"oddswire.{name}",
@@ -58,5 +57,4 @@ setup(
         include_path=["ext"],
         build_dir="build/cython",
     ),
-    cmdclass={"build_py": build_py_with_pxd},
 )
