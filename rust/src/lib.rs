@@ -1,12 +1,25 @@
+//! oddswire's Rust core: plain Rust structs (tested with `cargo test`) under thin PyO3
+//! classes. Users import these through oddswire.codec / .broker / .databet.
+
 use pyo3::prelude::*;
 
+pub mod compact;
+pub mod errors;
+pub mod json;
+
 pub fn build_profile() -> &'static str {
-    if cfg!(debug_assertions) { "debug" } else { "release" }
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
 }
 
 #[pymodule]
 fn oddswire_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("BUILD_PROFILE", build_profile())?;
+    m.add_class::<compact::CompactDecoder>()?;
+    m.add_class::<compact::QuoteBook>()?;
     Ok(())
 }

@@ -1,0 +1,380 @@
+//! A strict RFC 8259 scanner over bytes for the compact-array hot path: typed fields are
+//! read straight from the input with no intermediate value tree.
+
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonError {
+    pub message: String,
+    pub offset: usize,
+}
+
+pub type JResult<T> = Result<T, JsonError>;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number<'a> {
+    Int(i64),
+    /// An integer outside i64, kept as its digits.
+    BigInt(&'a str),
+    Float(f64),
+}
+
+pub const MAX_DEPTH: usize = 512;
+
+pub struct Parser<'a> {
+    pub buf: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Parser { buf, pos: 0 }
+    }
+
+    pub fn error<T>(&self, message: impl Into<String>) -> JResult<T> {
+        Err(JsonError { message: message.into(), offset: self.pos })
+    }
+
+    #[inline]
+    pub fn ws(&mut self) {
+        while let Some(&c) = self.buf.get(self.pos) {
+            if c == b' ' || c == b'\n' || c == b'\r' || c == b'\t' {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    #[inline]
+    pub fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    /// What the next value is, for "expected X, got Y" messages.
+    pub fn describe_next(&self) -> &'static str {
+        match self.peek() {
+            Some(b'"') => "a string",
+            Some(b'-' | b'0'..=b'9') => "a number",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            Some(b'[') => "an array",
+            Some(b'{') => "an object",
+            None => "the end of input",
+            Some(_) => "an invalid token",
+        }
+    }
+
+    pub fn literal(&mut self, word: &[u8]) -> JResult<()> {
+        if self.buf[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            self.error("invalid literal")
+        }
+    }
+
+    pub fn boolean(&mut self) -> JResult<bool> {
+        match self.peek() {
+            Some(b't') => self.literal(b"true").map(|_| true),
+            Some(b'f') => self.literal(b"false").map(|_| false),
+            _ => self.error("expected a boolean"),
+        }
+    }
+
+    /// A string; borrowed from the input when it has no escapes.
+    pub fn string(&mut self) -> JResult<Cow<'a, str>> {
+        if self.peek() != Some(b'"') {
+            return self.error("expected a string");
+        }
+        self.pos += 1;
+        let start = self.pos;
+        let buf = self.buf;
+        loop {
+            match buf.get(self.pos) {
+                None => return self.error("unterminated string"),
+                Some(b'"') => {
+                    let raw = &buf[start..self.pos];
+                    self.pos += 1;
+                    return match std::str::from_utf8(raw) {
+                        Ok(s) => Ok(Cow::Borrowed(s)),
+                        Err(e) => Err(JsonError {
+                            message: "invalid UTF-8 in string".into(),
+                            offset: start + e.valid_up_to(),
+                        }),
+                    };
+                }
+                Some(b'\\') => return self.string_escaped(start),
+                Some(&c) if c < 0x20 => return self.error("control character in string"),
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    fn string_escaped(&mut self, start: usize) -> JResult<Cow<'a, str>> {
+        let mut out: Vec<u8> = self.buf[start..self.pos].to_vec();
+        loop {
+            let c = match self.buf.get(self.pos) {
+                None => return self.error("unterminated string"),
+                Some(&c) => c,
+            };
+            match c {
+                b'"' => {
+                    self.pos += 1;
+                    return match String::from_utf8(out) {
+                        Ok(s) => Ok(Cow::Owned(s)),
+                        Err(_) => {
+                            Err(JsonError { message: "invalid UTF-8 in string".into(), offset: start })
+                        }
+                    };
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    let e = match self.buf.get(self.pos) {
+                        None => return self.error("unterminated escape"),
+                        Some(&e) => e,
+                    };
+                    self.pos += 1;
+                    match e {
+                        b'"' => out.push(b'"'),
+                        b'\\' => out.push(b'\\'),
+                        b'/' => out.push(b'/'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let cp = if (0xD800..0xDC00).contains(&hi) {
+                                if !self.buf[self.pos..].starts_with(b"\\u") {
+                                    return self.error("lone surrogate in string");
+                                }
+                                self.pos += 2;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return self.error("lone surrogate in string");
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else if (0xDC00..0xE000).contains(&hi) {
+                                return self.error("lone surrogate in string");
+                            } else {
+                                hi
+                            };
+                            let ch = char::from_u32(cp).expect("valid scalar value");
+                            let mut tmp = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+                        }
+                        _ => {
+                            self.pos -= 1;
+                            return self.error("invalid escape in string");
+                        }
+                    }
+                }
+                c if c < 0x20 => return self.error("control character in string"),
+                c => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> JResult<u32> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = match self.buf.get(self.pos) {
+                Some(&c @ b'0'..=b'9') => c - b'0',
+                Some(&c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(&c @ b'A'..=b'F') => c - b'A' + 10,
+                _ => return self.error("invalid \\u escape"),
+            };
+            v = v * 16 + d as u32;
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+
+    /// A number by the RFC 8259 grammar; integers stay exact within i64.
+    pub fn number(&mut self) -> JResult<Number<'a>> {
+        let buf = self.buf;
+        let start = self.pos;
+        let neg = buf.get(self.pos) == Some(&b'-');
+        if neg {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        match buf.get(self.pos) {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                while matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+                    self.pos += 1;
+                }
+            }
+            _ => return self.error("invalid number"),
+        }
+        let int_end = self.pos;
+        let mut is_float = false;
+        if buf.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if !matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+                return self.error("invalid number: digit expected after '.'");
+            }
+            while matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+                self.pos += 1;
+            }
+            is_float = true;
+        }
+        if matches!(buf.get(self.pos), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(buf.get(self.pos), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if !matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+                return self.error("invalid number: digit expected in exponent");
+            }
+            while matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+                self.pos += 1;
+            }
+            is_float = true;
+        }
+        // SAFETY: the grammar above admitted only ASCII.
+        let text = unsafe { std::str::from_utf8_unchecked(&buf[start..self.pos]) };
+        if is_float {
+            let v: f64 = text.parse().expect("grammar-checked float");
+            if !v.is_finite() {
+                self.pos = start;
+                return self.error("number out of range");
+            }
+            return Ok(Number::Float(v));
+        }
+        if int_end - int_start <= 18 {
+            let mut v: i64 = 0;
+            for &d in &buf[int_start..int_end] {
+                v = v * 10 + (d - b'0') as i64;
+            }
+            return Ok(Number::Int(if neg { -v } else { v }));
+        }
+        match text.parse::<i64>() {
+            Ok(v) => Ok(Number::Int(v)),
+            Err(_) => Ok(Number::BigInt(text)),
+        }
+    }
+
+    /// Skip one value, checking it strictly.
+    pub fn skip_value(&mut self, depth: usize) -> JResult<()> {
+        if depth > MAX_DEPTH {
+            return self.error("nesting too deep");
+        }
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
+            Some(b't' | b'f') => self.boolean().map(|_| ()),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'[') => {
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return self.error("expected ',' or ']'"),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.string()?;
+                    self.ws();
+                    if self.peek() != Some(b':') {
+                        return self.error("expected ':'");
+                    }
+                    self.pos += 1;
+                    self.ws();
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return self.error("expected ',' or '}'"),
+                    }
+                }
+            }
+            _ => self.error("expected a JSON value"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(s: &str) -> JResult<Number<'_>> {
+        let mut p = Parser::new(s.as_bytes());
+        let n = p.number()?;
+        if p.pos != s.len() {
+            return p.error("trailing");
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn numbers_follow_rfc8259() {
+        assert_eq!(num("0"), Ok(Number::Int(0)));
+        assert_eq!(num("-0"), Ok(Number::Int(0)));
+        assert_eq!(num("9223372036854775807"), Ok(Number::Int(i64::MAX)));
+        assert_eq!(num("-9223372036854775808"), Ok(Number::Int(i64::MIN)));
+        assert_eq!(num("9223372036854775808"), Ok(Number::BigInt("9223372036854775808")));
+        assert_eq!(num("1.5"), Ok(Number::Float(1.5)));
+        assert_eq!(num("10843E-4"), Ok(Number::Float(1.0843)));
+        assert_eq!(num("1e-400"), Ok(Number::Float(0.0)));
+        for bad in ["01", ".5", "1.", "+1", "1e", "0x1A", "NaN", "Infinity", "-", "1e400"] {
+            assert!(num(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn strings_are_strict() {
+        let s = |x: &str| Parser::new(x.as_bytes()).string().map(|c| c.into_owned());
+        assert_eq!(s(r#""abc""#).unwrap(), "abc");
+        assert_eq!(s(r#""a\u00e9\ud83d\ude00\/""#).unwrap(), "a\u{e9}\u{1F600}/");
+        assert!(s(r#""\ud800""#).is_err());
+        assert!(s(r#""\udc00x""#).is_err());
+        assert!(s("\"a\tb\"").is_err());
+        assert!(s(r#""\x""#).is_err());
+        assert!(Parser::new(b"\"\xed\xa0\x80\"").string().is_err());
+        assert!(s(r#""abc"#).is_err());
+    }
+
+    #[test]
+    fn skip_value_checks_structure() {
+        let ok = |x: &str| {
+            let mut p = Parser::new(x.as_bytes());
+            p.skip_value(0).is_ok() && p.pos == x.len()
+        };
+        assert!(ok(r#"{"a":[1,2,{"b":null}],"c":true}"#));
+        assert!(!ok(r#"{"a":1,}"#));
+        assert!(!ok(r#"[1 2]"#));
+        assert!(!ok(&"[".repeat(MAX_DEPTH + 2)));
+    }
+}
