@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 
 use ahash::AHashMap;
+use smallvec::SmallVec;
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -188,13 +189,15 @@ pub fn next_element(p: &mut Parser, field: usize) -> FResult<bool> {
 
 /// Plain-Rust decode of a frame's typed fields (the QuoteBook path and the cargo tests):
 /// JSON-typed fields and values after the schema are validated and skipped.
-pub fn read_frame<'a>(buf: &'a [u8], schema: &Schema) -> FResult<Option<Vec<Typed<'a>>>> {
+pub type Fields<'a> = SmallVec<[Typed<'a>; 8]>;
+
+pub fn read_frame<'a>(buf: &'a [u8], schema: &Schema) -> FResult<Option<Fields<'a>>> {
     let mut p = Parser::new(buf);
     let marker = read_marker(&mut p)?;
     if marker != schema.marker {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(schema.fields.len());
+    let mut out = Fields::new();
     for (i, (name, ty)) in schema.fields.iter().enumerate() {
         let field = i + 1;
         if !next_element(&mut p, field)? {
@@ -587,14 +590,14 @@ impl QuoteBook {
 mod tests {
     use super::*;
 
-    fn quote(s: &str) -> FResult<Option<Vec<Typed<'_>>>> {
+    fn quote(s: &str) -> FResult<Option<Fields<'_>>> {
         read_frame(s.as_bytes(), &Schema::quote())
     }
 
     #[test]
     fn reads_a_quote() {
         let got = quote(r#"["t","EURUSD",1.08123,1,1700000000000,"extra",[1]]"#).unwrap().unwrap();
-        assert_eq!(got, vec![
+        assert_eq!(got.into_vec(), vec![
             Typed::Str("EURUSD".into()),
             Typed::F64(1.08123),
             Typed::F64(1.0),

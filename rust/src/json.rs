@@ -241,6 +241,9 @@ impl<'a> Parser<'a> {
         // SAFETY: the grammar above admitted only ASCII.
         let text = unsafe { std::str::from_utf8_unchecked(&buf[start..self.pos]) };
         if is_float {
+            if let Some(v) = clinger_fast_path(&buf[int_start..self.pos], neg) {
+                return Ok(Number::Float(v));
+            }
             let v: f64 = text.parse().expect("grammar-checked float");
             if !v.is_finite() {
                 self.pos = start;
@@ -325,6 +328,40 @@ impl<'a> Parser<'a> {
     }
 }
 
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Exact conversion of a short decimal (at most 15 significant digits, no exponent): the
+/// mantissa and the power of ten are both exact doubles, so one IEEE division is correctly
+/// rounded (Clinger 1990). Prices like 1.08123 never reach the general parser.
+#[inline]
+fn clinger_fast_path(digits: &[u8], neg: bool) -> Option<f64> {
+    let mut mantissa: u64 = 0;
+    let mut count = 0;
+    let mut frac = 0usize;
+    let mut seen_dot = false;
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + (c - b'0') as u64;
+                count += 1;
+                if count > 15 {
+                    return None;
+                }
+                if seen_dot {
+                    frac += 1;
+                }
+            }
+            b'.' => seen_dot = true,
+            _ => return None, // an exponent: leave it to the general parser
+        }
+    }
+    let v = mantissa as f64 / POW10[frac];
+    Some(if neg { -v } else { v })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +385,10 @@ mod tests {
         assert_eq!(num("1.5"), Ok(Number::Float(1.5)));
         assert_eq!(num("10843E-4"), Ok(Number::Float(1.0843)));
         assert_eq!(num("1e-400"), Ok(Number::Float(0.0)));
+        assert_eq!(num("-1.08123"), Ok(Number::Float(-1.08123)));
+        assert_eq!(num("0.1"), Ok(Number::Float(0.1)));
+        assert_eq!(num("123456789012.345"), Ok(Number::Float(123456789012.345)));
+        assert_eq!(num("1.2345678901234567"), Ok(Number::Float(1.2345678901234567)));
         for bad in ["01", ".5", "1.", "+1", "1e", "0x1A", "NaN", "Infinity", "-", "1e400"] {
             assert!(num(bad).is_err(), "{bad} accepted");
         }

@@ -1,6 +1,7 @@
 """Pure-Python twins of every compiled codec: the oracle of the property tests and the
 baseline of the benchmarks. They are never used as a silent fallback at run time."""
 
+from oddswire.reference.compact import CompactDecoder, QuoteBook
 from oddswire.reference.framing import ChunkedLineSplitter, RecordSplitter
 
-__all__ = ["ChunkedLineSplitter", "RecordSplitter"]
+__all__ = ["ChunkedLineSplitter", "CompactDecoder", "QuoteBook", "RecordSplitter"]

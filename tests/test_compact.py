@@ -1,0 +1,153 @@
+"""CompactDecoder and QuoteBook (Rust) against their pure-Python twins."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from oddswire import reference
+from oddswire.broker import QuoteBook
+from oddswire.codec import CompactDecoder
+from oddswire.errors import ConfigError, DecodeError
+
+json_scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
+                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8))
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (st.lists(inner, max_size=3)
+                   | st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=8,
+)
+symbols = st.text(min_size=1, max_size=8)
+prices = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6)
+stamps = st.integers(0, 2**63 - 1)
+
+
+@st.composite
+def frames(draw):
+    if draw(st.booleans()):
+        items = ["t", draw(symbols), draw(prices), draw(prices), draw(stamps),
+                 *draw(st.lists(json_values, max_size=2))]
+    else:
+        items = draw(st.lists(json_values, max_size=6))
+        if items and draw(st.booleans()):
+            items[0] = draw(st.sampled_from(["b", "o", "a", "n", "t"]))
+    text = json.dumps(items, ensure_ascii=draw(st.booleans()),
+                      separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+    return text.encode() if draw(st.booleans()) else text
+
+
+def outcome(impl, frame):
+    try:
+        return ("ok", impl.decode(frame))
+    except DecodeError as exc:
+        return ("error", exc.field)
+
+
+def same(a, b):
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+@given(frames())
+def test_decode_matches_twin(frame):
+    got, want = outcome(CompactDecoder(), frame), outcome(reference.CompactDecoder(), frame)
+    assert got[0] == want[0]
+    assert same(got[1], want[1])
+
+
+@given(frames(), st.integers(0, 200), st.sampled_from(b'[]{},:"\\-.0eE \x00\xff'))
+def test_mutated_frames_fail_alike(frame, pos, byte):
+    data = bytearray(frame.encode() if isinstance(frame, str) else frame)
+    data.insert(pos % (len(data) + 1), byte)
+    got = outcome(CompactDecoder(), bytes(data))
+    want = outcome(reference.CompactDecoder(), bytes(data))
+    assert got[0] == want[0]
+    if got[0] == "ok":
+        assert same(got[1], want[1])
+
+
+@pytest.mark.parametrize("impl", [CompactDecoder, reference.CompactDecoder], ids=["rust", "twin"])
+@pytest.mark.parametrize(("frame", "field"), [
+    (b'{"t":1}', 0), (b"[]", 0), (b'[1,"x"]', 0), (b'["t","X",1.0]', 3),
+    (b'["t","X",null,1,2]', 2), (b'["t","X",true,1,2]', 2), (b'["t","X",1,"1",2]', 3),
+    (b'["t",1,1,1,2]', 1), (b'["t",null]', 1), (b'["t","X",1]', 3),
+ (b'["t","X",1,1,-1]', 4), (b'["t","X",1,1,1.7e12]', 4),
+    (b'["t","X",1,1,1700000000000.0]', 4), (b'["t","X",1,1,9223372036854775808]', 4),
+])
+def test_malformed_frames_name_the_field(impl, frame, field):
+    with pytest.raises(DecodeError) as info:
+        impl().decode(frame)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("impl", [CompactDecoder, reference.CompactDecoder], ids=["rust", "twin"])
+@pytest.mark.parametrize("frame", [
+    b'["t","X",NaN,1,2]', b'["t","X",Infinity,1,2]', b'["t","X",1e400,1,2]',
+    b'\xef\xbb\xbf["t","X",1,1,2]', b'["t","\\ud800",1,1,2]', b'["t","\xed\xa0\x80",1,1,2]',
+    b'["t","X",01,1,2]', b'["t","X",1,1,2]]', b'["t","X",1,1,2,]', b"\x00",
+])
+def test_not_strict_json_is_rejected(impl, frame):
+    with pytest.raises(DecodeError):
+        impl().decode(frame)
+
+
+@pytest.mark.parametrize("impl", [CompactDecoder, reference.CompactDecoder], ids=["rust", "twin"])
+def test_schemas_extras_and_passthrough(impl):
+    dec = impl({"b": [("currency", "str"), ("balance", "f64"), ("login", "i64"),
+                      ("demo", "bool"), ("meta", "json")]})
+    assert dec.decode('["t","EURUSD",1,2.5,7,{"x":[1]}]') == (
+        "t", "EURUSD", 1.0, 2.5, 7, {"x": [1]})
+    assert dec.decode(b'["b","USD",10,2000009,false,null,"more"]') == (
+        "b", "USD", 10.0, 2000009, False, None, "more")
+    assert dec.decode(b'["o",1,"two",[3]]') == ("o", 1, "two", [3])
+    with pytest.raises(ConfigError):
+        impl({"x": [("a", "decimal")]})
+
+
+def test_repeated_symbols_are_interned():
+    dec = CompactDecoder()
+    a = dec.decode(b'["t","EURUSD",1,2,3]')[1]
+    b = dec.decode(b'["t","EURUSD",1,2,4]')[1]
+    assert a is b
+
+
+@given(st.lists(st.tuples(st.sampled_from(["EURUSD", "GBPUSD", "XAUUSD", "BTCUSD", "é"]),
+                          prices, prices, stamps), max_size=40), st.integers(1, 4))
+def test_quote_book_matches_twin(quotes, capacity):
+    books = [QuoteBook(capacity=capacity), reference.QuoteBook(capacity=capacity)]
+    for symbol, bid, ask, ts in quotes:
+        frame = json.dumps(["t", symbol, bid, ask, ts]).encode()
+        rows = [book.apply(frame) for book in books]
+        assert rows[0] == rows[1] == books[0].row(symbol)
+    assert books[0].symbols == books[1].symbols
+    for name in ("bid", "ask", "ts"):
+        np.testing.assert_array_equal(books[0].column(name), books[1].column(name))
+    assert len(books[0]) == len(books[1]) == len({q[0] for q in quotes})
+
+
+@pytest.mark.parametrize("impl", [QuoteBook, reference.QuoteBook], ids=["rust", "twin"])
+def test_quote_book_basics(impl):
+    book = impl([("symbol", "str"), ("bid", "f64"), ("ask", "f64"), ("ts", "ts"), ("vol", "i64")],
+                capacity=1)
+    assert book.apply(b'["t","EURUSD",1.1,1.2,5,100]') == 0
+    assert book.apply('["t","GBPUSD",1.3,1.4,6,200,"extra"]') == 1
+    assert book.apply(b'["b","USD",1]') == -1
+    assert book.capacity == 2
+    with pytest.raises(DecodeError):
+        book.apply(b'["t","EURUSD",null,1.2,5,100]')
+    assert book.bid.tolist() == [1.1, 1.3]  # a failed apply wrote nothing
+    assert book.columns["vol"].tolist() == [100, 200]
+    assert book.row("XAUUSD") == -1
+    with pytest.raises(ConfigError):
+        impl([("bid", "f64")])
