@@ -33,20 +33,6 @@ pub fn decode_error(py: Python<'_>, message: &str, field: Option<usize>) -> PyEr
     build(py, "DecodeError", message, Some(&kw))
 }
 
-pub fn decode_error_line(
-    py: Python<'_>,
-    message: &str,
-    sport_event_id: Option<&str>,
-    version: Option<&str>,
-    index: Option<usize>,
-) -> PyErr {
-    let kw = PyDict::new(py);
-    let _ = kw.set_item("sport_event_id", sport_event_id);
-    let _ = kw.set_item("version", version);
-    let _ = kw.set_item("index", index);
-    build(py, "DecodeError", message, Some(&kw))
-}
-
 pub fn config_error(message: &str) -> PyErr {
     Python::attach(|py| build(py, "ConfigError", message, None))
 }

@@ -104,19 +104,11 @@ class CompactDecoder:
         return {k: list(v) for k, v in self._schemas.items()}
 
     def decode(self, frame: bytes | str) -> tuple[Any, ...]:
-        if not isinstance(frame, (bytes, str)):
-            raise TypeError("frame must be bytes or str")
-        try:
-            value = strict_loads(frame)
-        except (ValueError, RecursionError) as exc:
-            raise DecodeError(f"invalid JSON: {exc}", field=None) from None
-        if type(value) is not list:
-            raise DecodeError("expected an array", field=0)
-        if not value:
-            raise DecodeError("empty array", field=0)
-        marker = value[0]
-        if type(marker) is not str:
-            raise DecodeError("marker must be a string", field=0)
+        return self.decode_value(parse_frame(frame))
+
+    def decode_value(self, value: Any) -> tuple[Any, ...]:
+        """Check an already parsed frame against the schemas (see ``parse_frame``)."""
+        marker = check_marker(value)
         schema = self._schemas.get(marker, [])
         out = [marker]
         # Field by field, as the wire is read: a wrong type before the end is reported first.
@@ -126,6 +118,26 @@ class CompactDecoder:
             out.append(value[i] if ty == "json" else _typed(value[i], ty, i))
         out += value[len(schema) + 1:]
         return tuple(out)
+
+
+def parse_frame(frame: bytes | str) -> Any:
+    """Strict JSON of one frame, as DecodeError."""
+    if not isinstance(frame, (bytes, str)):
+        raise TypeError("frame must be bytes or str")
+    try:
+        return strict_loads(frame)
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"invalid JSON: {exc}", field=None) from None
+
+
+def check_marker(value: Any) -> str:
+    if type(value) is not list:
+        raise DecodeError("expected an array", field=0)
+    if not value:
+        raise DecodeError("empty array", field=0)
+    if type(value[0]) is not str:
+        raise DecodeError("marker must be a string", field=0)
+    return value[0]
 
 
 class QuoteBook:
@@ -149,12 +161,10 @@ class QuoteBook:
         return np.zeros(n, dtype=np.int64 if ty in ("i64", "ts") else bool)
 
     def apply(self, frame: bytes | str) -> int:
-        head = strict_loads(frame) if isinstance(frame, (bytes, str)) else None
-        if type(head) is list and head and type(head[0]) is str and head[0] != "t":
+        value = parse_frame(frame)
+        if check_marker(value) != "t":  # as the compiled book: only the marker is checked
             return -1
-        values = self._decoder.decode(frame)
-        if values[0] != "t":
-            return -1
+        values = self._decoder.decode_value(value)
         symbol = values[1]
         row = self._rows.get(symbol)
         if row is None:
