@@ -220,7 +220,7 @@ pub fn read_frame<'a>(buf: &'a [u8], schema: &Schema) -> FResult<Option<Fields<'
 // ----------------------------------------------------------------------------------------
 // Python side
 
-fn frame_bytes<'a>(frame: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
+pub(crate) fn frame_bytes<'a>(frame: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
     if let Ok(b) = frame.cast::<pyo3::types::PyBytes>() {
         return Ok(b.as_bytes());
     }

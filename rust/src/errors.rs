@@ -36,3 +36,13 @@ pub fn decode_error(py: Python<'_>, message: &str, field: Option<usize>) -> PyEr
 pub fn config_error(message: &str) -> PyErr {
     Python::attach(|py| build(py, "ConfigError", message, None))
 }
+
+/// A DATA.BET line that could not be applied; `index` is its position in an `apply_many` batch.
+pub fn log_error(py: Python<'_>, e: &crate::odds::LogError, index: Option<usize>) -> PyErr {
+    let kw = PyDict::new(py);
+    let _ = kw.set_item("field", e.field.as_deref());
+    let _ = kw.set_item("sport_event_id", e.sport_event_id.as_deref());
+    let _ = kw.set_item("version", e.version.as_deref());
+    let _ = kw.set_item("index", index);
+    build(py, "DecodeError", &format!("{} at byte {}", e.message, e.offset), Some(&kw))
+}

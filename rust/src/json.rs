@@ -21,6 +21,17 @@ pub enum Number<'a> {
 
 pub const MAX_DEPTH: usize = 512;
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `x` that is '"', '\\' or below 0x20; exact up to the first
+/// such byte (borrows only run upwards), which is all the scanner reads.
+#[inline(always)]
+fn special_bytes(x: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    zero(x ^ (LO * b'"' as u64)) | zero(x ^ (LO * b'\\' as u64)) | (x.wrapping_sub(LO * 0x20) & !x & HI)
+}
+
 pub struct Parser<'a> {
     pub buf: &'a [u8],
     pub pos: usize,
@@ -65,6 +76,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline]
     pub fn literal(&mut self, word: &[u8]) -> JResult<()> {
         if self.buf[self.pos..].starts_with(word) {
             self.pos += word.len();
@@ -74,6 +86,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline]
     pub fn boolean(&mut self) -> JResult<bool> {
         match self.peek() {
             Some(b't') => self.literal(b"true").map(|_| true),
@@ -83,6 +96,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A string; borrowed from the input when it has no escapes.
+    #[inline]
     pub fn string(&mut self) -> JResult<Cow<'a, str>> {
         if self.peek() != Some(b'"') {
             return self.error("expected a string");
@@ -90,12 +104,31 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let start = self.pos;
         let buf = self.buf;
+        // Eight bytes at a time until a quote, backslash or control byte; UTF-8 is checked
+        // only when a byte >= 0x80 was seen, since pure ASCII is valid UTF-8.
+        let mut high = 0u64;
         loop {
+            while self.pos + 8 <= buf.len() {
+                let x = u64::from_le_bytes(buf[self.pos..self.pos + 8].try_into().unwrap());
+                let m = special_bytes(x);
+                if m != 0 {
+                    let k = m.trailing_zeros() / 8;
+                    high |= x & ((1u64 << (8 * k)) - 1) & HI;
+                    self.pos += k as usize;
+                    break;
+                }
+                high |= x & HI;
+                self.pos += 8;
+            }
             match buf.get(self.pos) {
                 None => return self.error("unterminated string"),
                 Some(b'"') => {
                     let raw = &buf[start..self.pos];
                     self.pos += 1;
+                    if high == 0 {
+                        // SAFETY: every byte is ASCII (checked above).
+                        return Ok(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) }));
+                    }
                     return match std::str::from_utf8(raw) {
                         Ok(s) => Ok(Cow::Borrowed(s)),
                         Err(e) => Err(JsonError {
@@ -106,7 +139,10 @@ impl<'a> Parser<'a> {
                 }
                 Some(b'\\') => return self.string_escaped(start),
                 Some(&c) if c < 0x20 => return self.error("control character in string"),
-                Some(_) => self.pos += 1,
+                Some(&c) => {
+                    high |= (c & 0x80) as u64;
+                    self.pos += 1;
+                }
             }
         }
     }
@@ -196,6 +232,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A number by the RFC 8259 grammar; integers stay exact within i64.
+    #[inline]
     pub fn number(&mut self) -> JResult<Number<'a>> {
         let buf = self.buf;
         let start = self.pos;
@@ -251,12 +288,18 @@ impl<'a> Parser<'a> {
             }
             return Ok(Number::Float(v));
         }
-        if int_end - int_start <= 18 {
-            let mut v: i64 = 0;
+        if int_end - int_start <= 19 {
+            // 19 digits fit u64; only the i64 range check is left (timestamps in ns are 19).
+            let mut v: u64 = 0;
             for &d in &buf[int_start..int_end] {
-                v = v * 10 + (d - b'0') as i64;
+                v = v * 10 + (d - b'0') as u64;
             }
-            return Ok(Number::Int(if neg { -v } else { v }));
+            if v <= i64::MAX as u64 {
+                return Ok(Number::Int(if neg { -(v as i64) } else { v as i64 }));
+            }
+            if neg && v == 1u64 << 63 {
+                return Ok(Number::Int(i64::MIN));
+            }
         }
         match text.parse::<i64>() {
             Ok(v) => Ok(Number::Int(v)),

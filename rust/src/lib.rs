@@ -4,8 +4,10 @@
 use pyo3::prelude::*;
 
 pub mod compact;
+pub mod databet;
 pub mod errors;
 pub mod json;
+pub mod odds;
 
 pub fn build_profile() -> &'static str {
     if cfg!(debug_assertions) {
@@ -21,5 +23,8 @@ fn oddswire_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BUILD_PROFILE", build_profile())?;
     m.add_class::<compact::CompactDecoder>()?;
     m.add_class::<compact::QuoteBook>()?;
+    m.add_class::<databet::OddsTable>()?;
+    m.add_class::<databet::Applied>()?;
+    m.add_class::<databet::SportEvent>()?;
     Ok(())
 }

@@ -60,7 +60,7 @@ class DecodeError(OddswireError, ValueError):
     """
 
     def __init__(self, message: str, *, field: int | str | None = None,
-                 sport_event_id: str | None = None, version: int | None = None,
+                 sport_event_id: str | None = None, version: str | None = None,
                  index: int | None = None) -> None:
         where = []
         if index is not None:

@@ -2,6 +2,7 @@
 baseline of the benchmarks. They are never used as a silent fallback at run time."""
 
 from oddswire.reference.compact import CompactDecoder, QuoteBook
+from oddswire.reference.databet import OddsTable
 from oddswire.reference.framing import ChunkedLineSplitter, RecordSplitter
 
-__all__ = ["ChunkedLineSplitter", "CompactDecoder", "QuoteBook", "RecordSplitter"]
+__all__ = ["ChunkedLineSplitter", "CompactDecoder", "OddsTable", "QuoteBook", "RecordSplitter"]

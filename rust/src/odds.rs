@@ -1,0 +1,1285 @@
+//! DATA.BET replication state as plain Rust: parse a log line (strict JSON, borrowed
+//! strings, typed fields read straight from the bytes) and apply it to an odds table whose
+//! per-row columns live in a `ColumnStore` (numpy arrays under Python, Vecs under cargo test).
+//!
+//! `apply` is atomic per line: the whole line is parsed and checked before anything changes.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use ahash::AHashMap;
+use smallvec::SmallVec;
+
+use crate::json::{JResult, JsonError, Number, Parser};
+
+/// What a log line is, by its `event_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Snapshot,
+    Added,
+    Markets,
+    BetStop,
+    Fixture,
+    Scores,
+    GameState,
+    Extensions,
+    Rollback,
+    Heartbeat,
+    Unknown,
+}
+
+impl Kind {
+    pub fn from_name(name: &str) -> Kind {
+        match name {
+            "sport_event_snapshot" => Kind::Snapshot,
+            "sport_event_added" => Kind::Added,
+            "markets_updated" => Kind::Markets,
+            "bet_stop_updated" => Kind::BetStop,
+            "fixture_updated" => Kind::Fixture,
+            "competitor_scores_updated" => Kind::Scores,
+            "game_state_updated" => Kind::GameState,
+            "extensions_updated" => Kind::Extensions,
+            "bets_rollback" => Kind::Rollback,
+            "heartbeat" => Kind::Heartbeat,
+            _ => Kind::Unknown,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Snapshot => "sport_event_snapshot",
+            Kind::Added => "sport_event_added",
+            Kind::Markets => "markets_updated",
+            Kind::BetStop => "bet_stop_updated",
+            Kind::Fixture => "fixture_updated",
+            Kind::Scores => "competitor_scores_updated",
+            Kind::GameState => "game_state_updated",
+            Kind::Extensions => "extensions_updated",
+            Kind::Rollback => "bets_rollback",
+            Kind::Heartbeat => "heartbeat",
+            Kind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Fixture statuses after which a sport event is over (ended, closed, cancelled, abandoned).
+pub fn is_terminal(status: i8) -> bool {
+    matches!(status, 3..=6)
+}
+
+// ------------------------------------------------------------------------------------------
+// Parsing
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedOdd<'a> {
+    pub id: Cow<'a, str>,
+    pub value: f64,
+    pub probability: f64,
+    pub status: i8,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedMarket<'a> {
+    pub id: Cow<'a, str>,
+    pub status: i8,
+    pub type_id: i64,
+    pub specifiers: Cow<'a, str>,
+    pub odds: Range<usize>,
+}
+
+/// A log line, checked and typed; byte spans point into the line.
+#[derive(Debug, Default)]
+pub struct ParsedLog<'a> {
+    pub kind: Option<Kind>,
+    /// Span of the `event_type` string token (quotes included).
+    pub event_type: Option<Range<usize>>,
+    pub sport_event_id: Option<Cow<'a, str>>,
+    pub sport_event_id_span: Option<Range<usize>>,
+    pub sport_id: Option<Cow<'a, str>>,
+    pub version: Option<Cow<'a, str>>,
+    pub version_span: Option<Range<usize>>,
+    pub timestamp_ns: Option<i64>,
+    pub payload: Option<Range<usize>>,
+    pub markets: SmallVec<[ParsedMarket<'a>; 4]>,
+    pub odds: SmallVec<[ParsedOdd<'a>; 16]>,
+    pub fixture: Option<Range<usize>>,
+    pub fixture_status: Option<i8>,
+    pub bet_stop: Option<bool>,
+    pub scores: Option<Range<usize>>,
+    pub game_state: Option<Range<usize>>,
+    pub extensions: Option<Range<usize>>,
+}
+
+/// A line that could not be applied: the message names the JSON path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogError {
+    pub message: String,
+    pub offset: usize,
+    pub field: Option<String>,
+    pub sport_event_id: Option<String>,
+    pub version: Option<String>,
+}
+
+fn at(path: &str, e: JsonError) -> JsonError {
+    if e.message.starts_with('$') {
+        JsonError { message: e.message, offset: e.offset }
+    } else {
+        JsonError { message: format!("{path}: {}", e.message), offset: e.offset }
+    }
+}
+
+fn with_path(e: JsonError, path: impl FnOnce() -> String) -> JsonError {
+    // The innermost caller names the field; outer callers only prefix their part of the path.
+    let p = path();
+    match e.message.split_once(": ") {
+        Some((inner, rest)) if inner.starts_with('.') || inner.starts_with('[') => {
+            JsonError { message: format!("{p}{inner}: {rest}"), offset: e.offset }
+        }
+        _ => JsonError { message: format!("{p}: {}", e.message), offset: e.offset },
+    }
+}
+
+#[inline]
+fn expect(p: &mut Parser<'_>, c: u8, what: &str) -> JResult<()> {
+    p.ws();
+    if p.peek() == Some(c) {
+        p.pos += 1;
+        Ok(())
+    } else {
+        p.error(format!("expected {what}, got {}", p.describe_next()))
+    }
+}
+
+/// Walk an object's members, calling `f` with each key (positioned at its value).
+fn object<'a>(
+    p: &mut Parser<'a>,
+    mut f: impl FnMut(&mut Parser<'a>, &str) -> JResult<()>,
+) -> JResult<()> {
+    expect(p, b'{', "an object")?;
+    p.ws();
+    if p.peek() == Some(b'}') {
+        p.pos += 1;
+        return Ok(());
+    }
+    loop {
+        p.ws();
+        let key = p.string()?;
+        expect(p, b':', "':'")?;
+        p.ws();
+        f(p, &key)?;
+        p.ws();
+        match p.peek() {
+            Some(b',') => p.pos += 1,
+            Some(b'}') => {
+                p.pos += 1;
+                return Ok(());
+            }
+            _ => return p.error("expected ',' or '}'"),
+        }
+    }
+}
+
+/// Walk an array's elements, calling `f` with each index (positioned at the element).
+fn array<'a>(p: &mut Parser<'a>, mut f: impl FnMut(&mut Parser<'a>, usize) -> JResult<()>) -> JResult<()> {
+    expect(p, b'[', "an array")?;
+    p.ws();
+    if p.peek() == Some(b']') {
+        p.pos += 1;
+        return Ok(());
+    }
+    let mut i = 0;
+    loop {
+        p.ws();
+        f(p, i)?;
+        i += 1;
+        p.ws();
+        match p.peek() {
+            Some(b',') => p.pos += 1,
+            Some(b']') => {
+                p.pos += 1;
+                return Ok(());
+            }
+            _ => return p.error("expected ',' or ']'"),
+        }
+    }
+}
+
+#[inline]
+fn typed_err<T>(p: &Parser<'_>, field: &str, want: &str) -> JResult<T> {
+    p.error(format!(".{field}: expected {want}, got {}", p.describe_next()))
+}
+
+#[inline]
+fn string_field<'a>(p: &mut Parser<'a>, field: &str) -> JResult<Cow<'a, str>> {
+    if p.peek() != Some(b'"') {
+        return typed_err(p, field, "a string");
+    }
+    p.string()
+}
+
+#[inline]
+fn int_field(p: &mut Parser<'_>, field: &str) -> JResult<i64> {
+    if !matches!(p.peek(), Some(b'-' | b'0'..=b'9')) {
+        return typed_err(p, field, "an integer");
+    }
+    let start = p.pos;
+    match p.number()? {
+        Number::Int(v) => Ok(v),
+        _ => {
+            p.pos = start;
+            typed_err(p, field, "an integer within i64")
+        }
+    }
+}
+
+#[inline]
+fn status_field(p: &mut Parser<'_>, field: &str) -> JResult<i8> {
+    // One digit and a delimiter: nearly every status on the wire.
+    if let (Some(&d @ b'0'..=b'9'), Some(b',' | b'}' | b']' | b' ')) = (p.buf.get(p.pos), p.buf.get(p.pos + 1)) {
+        p.pos += 1;
+        return Ok((d - b'0') as i8);
+    }
+    let start = p.pos;
+    let v = int_field(p, field)?;
+    if !(0..=127).contains(&v) {
+        p.pos = start;
+        return p.error(format!(".{field}: status {v} out of range 0..127"));
+    }
+    Ok(v as i8)
+}
+
+#[inline]
+fn bool_field(p: &mut Parser<'_>, field: &str) -> JResult<bool> {
+    if !matches!(p.peek(), Some(b't' | b'f')) {
+        return typed_err(p, field, "a boolean");
+    }
+    p.boolean()
+}
+
+const POW10: [f64; 16] =
+    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/// `"ddd.ddd"` with at most 15 digits, read in place: mantissa and power of ten are exact
+/// doubles, so one division rounds correctly (Clinger). Anything else takes the general path.
+#[inline(always)]
+fn plain_decimal(buf: &[u8], start: usize) -> Option<(f64, usize)> {
+    let mut i = start + 1;
+    let mut m: u64 = 0;
+    let mut digits = 0usize;
+    let first = *buf.get(i)?;
+    if !first.is_ascii_digit() || (first == b'0' && buf.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        return None;
+    }
+    while let Some(&c @ b'0'..=b'9') = buf.get(i) {
+        m = m * 10 + (c - b'0') as u64;
+        digits += 1;
+        i += 1;
+        if digits > 15 {
+            return None;
+        }
+    }
+    let mut frac = 0;
+    if buf.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(&c @ b'0'..=b'9') = buf.get(i) {
+            m = m * 10 + (c - b'0') as u64;
+            digits += 1;
+            frac += 1;
+            i += 1;
+            if digits > 15 {
+                return None;
+            }
+        }
+        if frac == 0 {
+            return None;
+        }
+    }
+    if buf.get(i) != Some(&b'"') {
+        return None;
+    }
+    Some((m as f64 / POW10[frac], i + 1))
+}
+
+/// A decimal carried as a JSON string ("2.27"), parsed exactly to the nearest double.
+#[inline]
+fn decimal_field(p: &mut Parser<'_>, field: &str) -> JResult<f64> {
+    if p.peek() == Some(b'"') {
+        if let Some((v, end)) = plain_decimal(p.buf, p.pos) {
+            p.pos = end;
+            return Ok(v);
+        }
+    }
+    let start = p.pos;
+    let s = string_field(p, field)?;
+    let mut q = Parser::new(s.as_bytes());
+    let v = match q.number() {
+        Ok(Number::Float(v)) => Some(v),
+        Ok(Number::Int(v)) if v.unsigned_abs() < (1 << 53) => Some(v as f64),
+        Ok(_) if q.pos == s.len() => s.parse::<f64>().ok(),
+        Ok(_) | Err(_) => None,
+    };
+    match v {
+        Some(v) if q.pos == s.len() && v.is_finite() => Ok(v),
+        _ => {
+            p.pos = start;
+            p.error(format!(".{field}: expected a decimal string, got {s:?}"))
+        }
+    }
+}
+
+fn span_of<'a>(p: &mut Parser<'a>, field: &str, open: u8, want: &str) -> JResult<Range<usize>> {
+    if p.peek() != Some(open) {
+        return typed_err(p, field, want);
+    }
+    let start = p.pos;
+    p.skip_value(1)?;
+    Ok(start..p.pos)
+}
+
+#[inline]
+fn parse_odd<'a>(p: &mut Parser<'a>) -> JResult<ParsedOdd<'a>> {
+    let (mut id, mut value, mut status, mut active) = (None, None, None, None);
+    let mut probability = f64::NAN;
+    object(p, |p, key| {
+        match key {
+            "id" => id = Some(string_field(p, "id")?),
+            "value" => value = Some(decimal_field(p, "value")?),
+            "probability" => {
+                if p.peek() == Some(b'n') {
+                    p.literal(b"null")?;
+                } else {
+                    probability = decimal_field(p, "probability")?;
+                }
+            }
+            "status" => status = Some(status_field(p, "status")?),
+            "is_active" => active = Some(bool_field(p, "is_active")?),
+            _ => p.skip_value(3)?,
+        }
+        Ok(())
+    })?;
+    let missing = |f: &str| p.error(format!(".{f}: missing"));
+    Ok(ParsedOdd {
+        id: match id { Some(v) => v, None => return missing("id") },
+        value: match value { Some(v) => v, None => return missing("value") },
+        probability,
+        status: match status { Some(v) => v, None => return missing("status") },
+        is_active: match active { Some(v) => v, None => return missing("is_active") },
+    })
+}
+
+fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>) -> JResult<ParsedMarket<'a>> {
+    let (mut id, mut status, mut range) = (None, None, None);
+    let mut type_id = 0i64;
+    let mut specifiers = Cow::Borrowed("");
+    object(p, |p, key| {
+        match key {
+            "id" => id = Some(string_field(p, "id")?),
+            "status" => status = Some(status_field(p, "status")?),
+            "type_id" => type_id = int_field(p, "type_id")?,
+            "specifiers" => specifiers = string_field(p, "specifiers")?,
+            "odds" => {
+                if p.peek() != Some(b'[') {
+                    return typed_err(p, "odds", "an array");
+                }
+                let first = odds.len();
+                odds.truncate(first);
+                array(p, |p, i| {
+                    let odd = parse_odd(p).map_err(|e| with_path(e, || format!(".odds[{i}]")))?;
+                    odds.push(odd);
+                    Ok(())
+                })?;
+                range = Some(first..odds.len());
+            }
+            _ => p.skip_value(2)?,
+        }
+        Ok(())
+    })?;
+    let missing = |f: &str| p.error(format!(".{f}: missing"));
+    Ok(ParsedMarket {
+        id: match id { Some(v) => v, None => return missing("id") },
+        status: match status { Some(v) => v, None => return missing("status") },
+        type_id,
+        specifiers,
+        odds: match range { Some(v) => v, None => return missing("odds") },
+    })
+}
+
+fn parse_markets<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, path: &str) -> JResult<()> {
+    if p.peek() != Some(b'[') {
+        return p.error(format!("{path}: expected an array, got {}", p.describe_next()));
+    }
+    let (markets, odds) = (&mut log.markets, &mut log.odds);
+    markets.clear();
+    array(p, |p, i| {
+        let m = parse_market(p, odds).map_err(|e| with_path(e, || format!("{path}[{i}]")))?;
+        markets.push(m);
+        Ok(())
+    })
+}
+
+fn fixture_status(buf: &[u8], span: &Range<usize>) -> JResult<i8> {
+    let mut q = Parser { buf: &buf[..span.end], pos: span.start };
+    let mut status = None;
+    object(&mut q, |q, key| {
+        if key == "status" {
+            status = Some(status_field(q, "status")?);
+        } else {
+            q.skip_value(2)?;
+        }
+        Ok(())
+    })?;
+    match status {
+        Some(s) => Ok(s),
+        None => Err(JsonError { message: ".status: missing".into(), offset: span.start }),
+    }
+}
+
+fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) -> JResult<()> {
+    let buf = p.buf;
+    match kind {
+        Kind::Snapshot | Kind::Added => object(p, |p, key| {
+            match key {
+                "fixture" => {
+                    let s = span_of(p, "fixture", b'{', "an object")?;
+                    log.fixture_status = Some(fixture_status(buf, &s).map_err(|e| at(".fixture", e))?);
+                    log.fixture = Some(s);
+                }
+                "markets" => parse_markets(p, log, ".markets")?,
+                "bet_stop" => log.bet_stop = Some(bool_field(p, "bet_stop")?),
+                "game_state" => log.game_state = Some(span_of(p, "game_state", b'{', "an object")?),
+                "competitors_score" => {
+                    log.scores = Some(span_of(p, "competitors_score", b'[', "an array")?)
+                }
+                "extensions" => log.extensions = Some(span_of(p, "extensions", b'{', "an object")?),
+                _ => p.skip_value(1)?,
+            }
+            Ok(())
+        })
+        .and_then(|_| match log.fixture {
+            None => p.error(".fixture: missing"),
+            Some(_) => Ok(()),
+        }),
+        Kind::Markets => parse_markets(p, log, ""),
+        Kind::BetStop => {
+            object(p, |p, key| {
+                match key {
+                    "bet_stop" => log.bet_stop = Some(bool_field(p, "bet_stop")?),
+                    _ => p.skip_value(1)?,
+                }
+                Ok(())
+            })?;
+            match log.bet_stop {
+                None => p.error(".bet_stop: missing"),
+                Some(_) => Ok(()),
+            }
+        }
+        Kind::Fixture => {
+            let s = span_of(p, "", b'{', "an object")?;
+            log.fixture_status = Some(fixture_status(buf, &s)?);
+            log.fixture = Some(s);
+            Ok(())
+        }
+        Kind::Scores => span_of(p, "", b'[', "an array").map(|s| log.scores = Some(s)),
+        Kind::GameState => span_of(p, "", b'{', "an object").map(|s| log.game_state = Some(s)),
+        Kind::Extensions => span_of(p, "", b'{', "an object").map(|s| log.extensions = Some(s)),
+        Kind::Rollback => {
+            let mut markets = false;
+            object(p, |p, key| {
+                if key == "markets" {
+                    if p.peek() != Some(b'[') {
+                        return typed_err(p, "markets", "an array");
+                    }
+                    markets = true;
+                }
+                p.skip_value(1)
+            })?;
+            if markets { Ok(()) } else { p.error(".markets: missing") }
+        }
+        Kind::Heartbeat | Kind::Unknown => p.skip_value(1),
+    }
+}
+
+/// Parse and check one log line; nothing is applied.
+pub fn parse_log(line: &[u8]) -> Result<ParsedLog<'_>, LogError> {
+    let mut log = ParsedLog::default();
+    let mut p = Parser::new(line);
+    match parse_top(&mut p, &mut log) {
+        Ok(()) => Ok(log),
+        Err(e) => Err(log_error(line, &log, e)),
+    }
+}
+
+fn parse_top<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> JResult<()> {
+    let mut deferred = None;
+    object(p, |p, key| {
+        match key {
+            "event_type" => {
+                let start = p.pos;
+                let name = string_field(p, "event_type")?;
+                log.kind = Some(Kind::from_name(&name));
+                log.event_type = Some(start..p.pos);
+            }
+            "sport_event_id" => {
+                let start = p.pos;
+                log.sport_event_id = Some(string_field(p, "sport_event_id")?);
+                log.sport_event_id_span = Some(start..p.pos);
+            }
+            "sport_id" => log.sport_id = Some(string_field(p, "sport_id")?),
+            "version" => {
+                let start = p.pos;
+                log.version = Some(string_field(p, "version")?);
+                log.version_span = Some(start..p.pos);
+            }
+            "timestamp_ns" => log.timestamp_ns = Some(int_field(p, "timestamp_ns")?),
+            "payload" => {
+                // A repeated key wins, as in a JSON object read into a map.
+                log.markets.clear();
+                (log.fixture, log.fixture_status, log.bet_stop) = (None, None, None);
+                (log.scores, log.game_state, log.extensions) = (None, None, None);
+                let start = p.pos;
+                match log.kind {
+                    // The feed sends event_type before payload: parse it in the same pass.
+                    Some(kind) => parse_payload(p, log, kind).map_err(|e| at_payload(e))?,
+                    None => {
+                        p.skip_value(1)?;
+                        deferred = Some(start);
+                    }
+                }
+                log.payload = Some(start..p.pos);
+            }
+            _ => p.skip_value(1)?,
+        }
+        Ok(())
+    })?;
+    p.ws();
+    if p.pos != p.buf.len() {
+        return p.error("trailing data after the log object");
+    }
+    let Some(kind) = log.kind else {
+        return Err(JsonError { message: ".event_type: missing".into(), offset: 0 });
+    };
+    if let Some(start) = deferred {
+        let mut q = Parser { buf: p.buf, pos: start };
+        parse_payload(&mut q, log, kind).map_err(at_payload)?;
+    }
+    if kind != Kind::Heartbeat {
+        if log.sport_event_id.is_none() {
+            return Err(JsonError { message: ".sport_event_id: missing".into(), offset: 0 });
+        }
+        if log.version.is_none() {
+            return Err(JsonError { message: ".version: missing".into(), offset: 0 });
+        }
+        if log.payload.is_none() && kind != Kind::Unknown {
+            return Err(JsonError { message: ".payload: missing".into(), offset: 0 });
+        }
+    }
+    Ok(())
+}
+
+fn at_payload(e: JsonError) -> JsonError {
+    with_path(e, || ".payload".into())
+}
+
+fn log_error(line: &[u8], log: &ParsedLog<'_>, e: JsonError) -> LogError {
+    let field = match e.message.split_once(": ") {
+        Some((f, _)) if f.starts_with('.') => Some(f[1..].to_string()),
+        _ => None,
+    };
+    let mut out = LogError {
+        message: e.message,
+        offset: e.offset,
+        field,
+        sport_event_id: log.sport_event_id.as_deref().map(str::to_string),
+        version: log.version.as_deref().map(str::to_string),
+    };
+    if out.sport_event_id.is_none() || out.version.is_none() {
+        // The error came before these keys: look them up leniently for the report.
+        let (sid, ver) = identity(line);
+        out.sport_event_id = out.sport_event_id.or(sid);
+        out.version = out.version.or(ver);
+    }
+    out
+}
+
+/// The line's sport_event_id and version when its top level is readable, for error reports.
+pub fn identity(line: &[u8]) -> (Option<String>, Option<String>) {
+    let mut p = Parser::new(line);
+    let (mut sid, mut ver) = (None, None);
+    let _ = object(&mut p, |p, key| {
+        match key {
+            "sport_event_id" if p.peek() == Some(b'"') => sid = Some(p.string()?.into_owned()),
+            "version" if p.peek() == Some(b'"') => ver = Some(p.string()?.into_owned()),
+            _ => p.skip_value(1)?,
+        }
+        Ok(())
+    });
+    (sid, ver)
+}
+
+// ------------------------------------------------------------------------------------------
+// The table
+// ------------------------------------------------------------------------------------------
+
+/// Mutable views of the per-row columns, all `capacity()` long.
+pub struct Cols<'a> {
+    pub value: &'a mut [f64],
+    pub probability: &'a mut [f64],
+    pub status: &'a mut [i8],
+    pub is_active: &'a mut [bool],
+    pub event: &'a mut [i32],
+    pub market: &'a mut [i32],
+}
+
+/// Where the row columns live. Growth keeps the first `old` rows and fills the rest as free.
+pub trait ColumnStore {
+    fn capacity(&self) -> usize;
+    fn grow(&mut self, new_capacity: usize);
+    fn cols(&mut self) -> Cols<'_>;
+}
+
+#[derive(Default)]
+pub struct VecStore {
+    pub value: Vec<f64>,
+    pub probability: Vec<f64>,
+    pub status: Vec<i8>,
+    pub is_active: Vec<bool>,
+    pub event: Vec<i32>,
+    pub market: Vec<i32>,
+}
+
+impl ColumnStore for VecStore {
+    fn capacity(&self) -> usize {
+        self.value.len()
+    }
+    fn grow(&mut self, n: usize) {
+        self.value.resize(n, f64::NAN);
+        self.probability.resize(n, f64::NAN);
+        self.status.resize(n, -1);
+        self.is_active.resize(n, false);
+        self.event.resize(n, -1);
+        self.market.resize(n, -1);
+    }
+    fn cols(&mut self) -> Cols<'_> {
+        Cols {
+            value: &mut self.value,
+            probability: &mut self.probability,
+            status: &mut self.status,
+            is_active: &mut self.is_active,
+            event: &mut self.event,
+            market: &mut self.market,
+        }
+    }
+}
+
+struct OddSlot {
+    id: Box<str>,
+    row: u32,
+    seen: u64,
+}
+
+pub struct Market {
+    pub id: Box<str>,
+    pub event: u32,
+    pub status: i8,
+    pub type_id: i64,
+    pub specifiers: Box<str>,
+    odds: Vec<OddSlot>,
+    /// The line that last wrote this market (a snapshot drops the markets it did not write).
+    seen: u64,
+}
+
+pub struct Event {
+    pub id: Box<str>,
+    pub sport_id: Box<str>,
+    pub status: i8,
+    pub bet_stop: bool,
+    pub fixture: Box<[u8]>,
+    pub scores: Option<Box<[u8]>>,
+    pub game_state: Option<Box<[u8]>>,
+    pub extensions: Option<Box<[u8]>>,
+    pub version: String,
+    /// Log timestamp at which the fixture turned ended/closed/cancelled/abandoned.
+    pub ended_at_ns: Option<i64>,
+    markets: AHashMap<Box<str>, u32>,
+}
+
+impl Event {
+    pub fn market_slots(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.markets.iter().map(|(k, &v)| (k.as_ref(), v))
+    }
+}
+
+/// What one applied line changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// False when the log names a sport event the table does not hold (nothing changed).
+    pub known: bool,
+    pub event: Option<u32>,
+    pub rows_written: u32,
+    pub rows_removed: u32,
+    pub markets: u32,
+}
+
+pub struct OddsCore<S: ColumnStore> {
+    pub store: S,
+    by_id: AHashMap<Box<str>, u32>,
+    events: Vec<Option<Event>>,
+    free_events: Vec<u32>,
+    markets: Vec<Option<Market>>,
+    free_markets: Vec<u32>,
+    free_rows: Vec<u32>,
+    /// Rows ever handed out: the length of the column views.
+    pub high: usize,
+    pub live: usize,
+    pub version: String,
+    pub healthy: bool,
+    /// Bumped per market written / per line applied: marks what a replace keeps.
+    stamp: u64,
+    line_gen: u64,
+    ended: Vec<u32>,
+    pub retention_ns: Option<i64>,
+}
+
+const NO: i32 = -1;
+
+impl<S: ColumnStore> OddsCore<S> {
+    pub fn new(store: S) -> Self {
+        OddsCore {
+            store,
+            by_id: AHashMap::new(),
+            events: Vec::new(),
+            free_events: Vec::new(),
+            markets: Vec::new(),
+            free_markets: Vec::new(),
+            free_rows: Vec::new(),
+            high: 0,
+            live: 0,
+            version: String::new(),
+            healthy: true,
+            stamp: 0,
+            line_gen: 0,
+            ended: Vec::new(),
+            retention_ns: None,
+        }
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn event_slot(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn event(&self, slot: u32) -> Option<&Event> {
+        self.events.get(slot as usize).and_then(|e| e.as_ref())
+    }
+
+    pub fn event_by_id(&self, id: &str) -> Option<&Event> {
+        self.event_slot(id).and_then(|s| self.event(s))
+    }
+
+    pub fn market(&self, slot: u32) -> Option<&Market> {
+        self.markets.get(slot as usize).and_then(|m| m.as_ref())
+    }
+
+    pub fn event_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_id.keys().map(|k| k.as_ref())
+    }
+
+    pub fn market_odds(&self, slot: u32) -> impl Iterator<Item = (&str, u32)> {
+        self.market(slot).into_iter().flat_map(|m| m.odds.iter().map(|o| (o.id.as_ref(), o.row)))
+    }
+
+    pub fn row(&self, event: &str, market: &str, odd: &str) -> Option<u32> {
+        let ev = self.event_by_id(event)?;
+        let &ms = ev.markets.get(market)?;
+        let m = self.market(ms)?;
+        m.odds.iter().find(|o| o.id.as_ref() == odd).map(|o| o.row)
+    }
+
+    /// (sport_event_id, market_id, odd_id) of a live row.
+    pub fn key(&mut self, row: usize) -> Option<(&str, &str, &str)> {
+        if row >= self.high {
+            return None;
+        }
+        let c = self.store.cols();
+        let (ms, es) = (c.market[row], c.event[row]);
+        if ms < 0 {
+            return None;
+        }
+        let m = self.markets[ms as usize].as_ref()?;
+        let e = self.events[es as usize].as_ref()?;
+        let o = m.odds.iter().find(|o| o.row as usize == row)?;
+        Some((&e.id, &m.id, &o.id))
+    }
+
+    fn alloc_row(&mut self) -> u32 {
+        if let Some(r) = self.free_rows.pop() {
+            return r;
+        }
+        if self.high == self.store.capacity() {
+            self.store.grow((self.high * 2).max(64));
+        }
+        self.high += 1;
+        (self.high - 1) as u32
+    }
+
+    fn free_row(&mut self, row: u32) {
+        let c = self.store.cols();
+        let r = row as usize;
+        c.value[r] = f64::NAN;
+        c.probability[r] = f64::NAN;
+        c.status[r] = -1;
+        c.is_active[r] = false;
+        c.event[r] = NO;
+        c.market[r] = NO;
+        self.free_rows.push(row);
+        self.live -= 1;
+    }
+
+    fn free_market(&mut self, slot: u32) -> u32 {
+        let m = self.markets[slot as usize].take().expect("live market");
+        let n = m.odds.len() as u32;
+        for o in m.odds {
+            self.free_row(o.row);
+        }
+        self.free_markets.push(slot);
+        n
+    }
+
+    fn alloc_market(&mut self, m: Market) -> u32 {
+        match self.free_markets.pop() {
+            Some(s) => {
+                self.markets[s as usize] = Some(m);
+                s
+            }
+            None => {
+                self.markets.push(Some(m));
+                (self.markets.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Replace one market of an event with the parsed one (its odds exactly).
+    fn put_market(&mut self, ev: u32, pm: &ParsedMarket<'_>, odds: &[ParsedOdd<'_>], out: &mut Outcome) {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let existing = self.events[ev as usize].as_ref().unwrap().markets.get(pm.id.as_ref()).copied();
+        let slot = match existing {
+            Some(s) => s,
+            None => {
+                let s = self.alloc_market(Market {
+                    id: pm.id.as_ref().into(),
+                    event: ev,
+                    status: 0,
+                    type_id: 0,
+                    specifiers: "".into(),
+                    odds: Vec::new(),
+                    seen: 0,
+                });
+                self.events[ev as usize].as_mut().unwrap().markets.insert(pm.id.as_ref().into(), s);
+                s
+            }
+        };
+        let mut m = self.markets[slot as usize].take().unwrap();
+        m.status = pm.status;
+        m.type_id = pm.type_id;
+        if m.specifiers.as_ref() != pm.specifiers.as_ref() {
+            m.specifiers = pm.specifiers.as_ref().into();
+        }
+        m.seen = self.line_gen;
+        for po in &odds[pm.odds.clone()] {
+            let row = match m.odds.iter_mut().find(|o| o.id.as_ref() == po.id.as_ref()) {
+                Some(o) => {
+                    o.seen = stamp;
+                    o.row
+                }
+                None => {
+                    let row = self.alloc_row();
+                    self.live += 1;
+                    m.odds.push(OddSlot { id: po.id.as_ref().into(), row, seen: stamp });
+                    row
+                }
+            };
+            let c = self.store.cols();
+            let r = row as usize;
+            c.value[r] = po.value;
+            c.probability[r] = po.probability;
+            c.status[r] = po.status;
+            c.is_active[r] = po.is_active;
+            c.event[r] = ev as i32;
+            c.market[r] = slot as i32;
+            out.rows_written += 1;
+        }
+        if m.odds.iter().any(|o| o.seen != stamp) {
+            let mut kept = Vec::with_capacity(m.odds.len());
+            for o in std::mem::take(&mut m.odds) {
+                if o.seen == stamp {
+                    kept.push(o);
+                } else {
+                    self.free_row(o.row);
+                    out.rows_removed += 1;
+                }
+            }
+            m.odds = kept;
+        }
+        self.markets[slot as usize] = Some(m);
+        out.markets += 1;
+    }
+
+    fn new_event(&mut self, id: &str) -> u32 {
+        let ev = Event {
+            id: id.into(),
+            sport_id: "".into(),
+            status: 0,
+            bet_stop: false,
+            fixture: Box::new([]),
+            scores: None,
+            game_state: None,
+            extensions: None,
+            version: String::new(),
+            ended_at_ns: None,
+            markets: AHashMap::new(),
+        };
+        let slot = match self.free_events.pop() {
+            Some(s) => {
+                self.events[s as usize] = Some(ev);
+                s
+            }
+            None => {
+                self.events.push(Some(ev));
+                (self.events.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(id.into(), slot);
+        slot
+    }
+
+    /// Apply a parsed line; cannot fail, so a line is applied whole or (on parse error) not at all.
+    pub fn apply_parsed(&mut self, line: &[u8], log: &ParsedLog<'_>) -> Outcome {
+        let kind = log.kind.expect("parsed log has a kind");
+        let mut out = Outcome::default();
+        self.line_gen += 1;
+        if kind == Kind::Heartbeat {
+            out.known = true;
+            return out;
+        }
+        let sid = log.sport_event_id.as_deref().expect("parsed log has an id");
+        let span = |r: &Option<Range<usize>>| r.as_ref().map(|r| Box::<[u8]>::from(&line[r.clone()]));
+        let slot = match (kind, self.event_slot(sid)) {
+            (Kind::Snapshot | Kind::Added, Some(s)) => Some(s),
+            (Kind::Snapshot | Kind::Added, None) => Some(self.new_event(sid)),
+            (_, s) => s,
+        };
+        if let Some(v) = log.version.as_deref() {
+            self.version.clear();
+            self.version.push_str(v);
+        }
+        let Some(ev) = slot else {
+            return out;
+        };
+        out.known = true;
+        out.event = Some(ev);
+        match kind {
+            Kind::Snapshot | Kind::Added => {
+                for pm in &log.markets {
+                    self.put_market(ev, pm, &log.odds, &mut out);
+                }
+                let gen = self.line_gen;
+                let markets = &self.markets;
+                let gone: Vec<(Box<str>, u32)> = self.events[ev as usize]
+                    .as_ref()
+                    .unwrap()
+                    .markets
+                    .iter()
+                    .filter(|(_, &s)| markets[s as usize].as_ref().unwrap().seen != gen)
+                    .map(|(k, &s)| (k.clone(), s))
+                    .collect();
+                for (k, s) in gone {
+                    out.rows_removed += self.free_market(s);
+                    self.events[ev as usize].as_mut().unwrap().markets.remove(&k);
+                }
+                let e = self.events[ev as usize].as_mut().unwrap();
+                e.fixture = span(&log.fixture).unwrap_or_default();
+                e.scores = span(&log.scores);
+                e.game_state = span(&log.game_state);
+                e.extensions = span(&log.extensions);
+                e.bet_stop = log.bet_stop.unwrap_or(false);
+                if let Some(s) = &log.sport_id {
+                    if e.sport_id.as_ref() != s.as_ref() {
+                        e.sport_id = s.as_ref().into();
+                    }
+                }
+                self.set_status(ev, log.fixture_status.unwrap_or(0), log.timestamp_ns);
+            }
+            Kind::Markets => {
+                for pm in &log.markets {
+                    self.put_market(ev, pm, &log.odds, &mut out);
+                }
+            }
+            Kind::BetStop => self.events[ev as usize].as_mut().unwrap().bet_stop = log.bet_stop.unwrap(),
+            Kind::Fixture => {
+                self.events[ev as usize].as_mut().unwrap().fixture = span(&log.fixture).unwrap();
+                self.set_status(ev, log.fixture_status.unwrap(), log.timestamp_ns);
+            }
+            Kind::Scores => self.events[ev as usize].as_mut().unwrap().scores = span(&log.scores),
+            Kind::GameState => self.events[ev as usize].as_mut().unwrap().game_state = span(&log.game_state),
+            Kind::Extensions => self.events[ev as usize].as_mut().unwrap().extensions = span(&log.extensions),
+            Kind::Rollback | Kind::Unknown | Kind::Heartbeat => {}
+        }
+        if let Some(v) = log.version.as_deref() {
+            let e = self.events[ev as usize].as_mut().unwrap();
+            e.version.clear();
+            e.version.push_str(v);
+        }
+        if let (Some(retention), Some(now)) = (self.retention_ns, log.timestamp_ns) {
+            if !self.ended.is_empty() {
+                self.evict_ended(now.saturating_sub(retention));
+            }
+        }
+        out
+    }
+
+    fn set_status(&mut self, ev: u32, status: i8, ts: Option<i64>) {
+        let e = self.events[ev as usize].as_mut().unwrap();
+        let was = is_terminal(e.status) && e.ended_at_ns.is_some();
+        e.status = status;
+        if is_terminal(status) {
+            if !was {
+                e.ended_at_ns = Some(ts.unwrap_or(0));
+                self.ended.push(ev);
+            }
+        } else {
+            e.ended_at_ns = None;
+        }
+    }
+
+    /// Parse and apply one line.
+    pub fn apply(&mut self, line: &[u8]) -> Result<Outcome, LogError> {
+        let log = parse_log(line)?;
+        Ok(self.apply_parsed(line, &log))
+    }
+
+    /// Drop a sport event with all its markets and rows. True when it was there.
+    pub fn remove_event(&mut self, id: &str) -> bool {
+        let Some(slot) = self.by_id.remove(id) else {
+            return false;
+        };
+        let ev = self.events[slot as usize].take().unwrap();
+        for (_, m) in ev.markets {
+            self.free_market(m);
+        }
+        self.free_events.push(slot);
+        true
+    }
+
+    /// Evict events that ended (by their log timestamps) at or before `before_ns`.
+    pub fn evict_ended(&mut self, before_ns: i64) -> usize {
+        let mut evicted = 0;
+        let ended = std::mem::take(&mut self.ended);
+        let mut keep = Vec::with_capacity(ended.len());
+        for slot in ended {
+            let Some(e) = self.events[slot as usize].as_ref() else { continue };
+            match e.ended_at_ns {
+                None => continue, // reopened
+                Some(t) if t <= before_ns => {
+                    let id = e.id.clone();
+                    self.remove_event(&id);
+                    evicted += 1;
+                }
+                Some(_) => keep.push(slot),
+            }
+        }
+        // A slot may have been reused by a new event after eviction; dedupe keeps it listed once.
+        keep.sort_unstable();
+        keep.dedup();
+        self.ended = keep;
+        evicted
+    }
+
+    /// Forget everything (a full resync rebuilds from `/all`); columns keep their capacity.
+    pub fn clear(&mut self) {
+        let ids: Vec<Box<str>> = self.by_id.keys().cloned().collect();
+        for id in ids {
+            self.remove_event(&id);
+        }
+        self.free_rows.clear();
+        self.free_events.clear();
+        self.free_markets.clear();
+        self.events.clear();
+        self.markets.clear();
+        self.ended.clear();
+        self.high = 0;
+        self.live = 0;
+        self.version.clear();
+    }
+
+    pub fn get(&mut self, event: &str, market: &str, odd: &str) -> Option<(f64, f64, i8, bool)> {
+        let r = self.row(event, market, odd)? as usize;
+        let c = self.store.cols();
+        Some((c.value[r], c.probability[r], c.status[r], c.is_active[r]))
+    }
+
+    fn event_open(e: &Event) -> bool {
+        (e.status == 0 || e.status == 1) && !e.bet_stop
+    }
+
+    pub fn is_bettable(&mut self, event: &str, market: &str, odd: &str) -> bool {
+        if !self.healthy {
+            return false;
+        }
+        let Some(e) = self.event_by_id(event) else { return false };
+        if !Self::event_open(e) {
+            return false;
+        }
+        let Some(&ms) = e.markets.get(market) else { return false };
+        if self.markets[ms as usize].as_ref().unwrap().status != 0 {
+            return false;
+        }
+        match self.get(event, market, odd) {
+            Some((_, _, status, active)) => status == 0 && active,
+            None => false,
+        }
+    }
+
+    /// The spec's bettable rule for every row in `0..high` at once.
+    pub fn bettable_into(&mut self, out: &mut [bool]) {
+        if !self.healthy {
+            out.fill(false);
+            return;
+        }
+        let open_events: Vec<bool> =
+            self.events.iter().map(|e| e.as_ref().is_some_and(Self::event_open)).collect();
+        let open_markets: Vec<bool> = self
+            .markets
+            .iter()
+            .map(|m| m.as_ref().is_some_and(|m| m.status == 0 && open_events[m.event as usize]))
+            .collect();
+        let c = self.store.cols();
+        for (r, o) in out.iter_mut().enumerate() {
+            let m = c.market[r];
+            *o = m >= 0 && c.status[r] == 0 && c.is_active[r] && open_markets[m as usize];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> OddsCore<VecStore> {
+        OddsCore::new(VecStore::default())
+    }
+
+    fn snap(id: &str, version: &str, markets: &str) -> String {
+        format!(
+            r#"{{"sport_event_id":"{id}","sport_id":"football","version":"{version}","timestamp_ns":1,"event_type":"sport_event_snapshot","payload":{{"fixture":{{"status":1,"type":0}},"markets":{markets},"bet_stop":false,"game_state":{{}},"competitors_score":[],"extensions":{{}}}}}}"#
+        )
+    }
+
+    const M1: &str = r#"{"id":"1","status":0,"type_id":1,"specifiers":"","odds":[{"id":"1","value":"2.27","probability":"0.417","status":0,"is_active":true},{"id":"2","value":"1.62","status":0,"is_active":true}]}"#;
+    const M2: &str = r#"{"id":"18h1","status":0,"type_id":18,"specifiers":"total=1.5","odds":[{"id":"1","value":"3","status":0,"is_active":false}]}"#;
+
+    #[test]
+    fn snapshot_then_update_replaces_markets_and_odds() {
+        let mut t = table();
+        t.apply(snap("e1", "v1", &format!("[{M1},{M2}]")).as_bytes()).unwrap();
+        assert_eq!(t.live, 3);
+        assert_eq!(t.get("e1", "1", "1"), Some((2.27, 0.417, 0, true)));
+        assert!(t.get("e1", "1", "2").unwrap().1.is_nan());
+        assert!(t.is_bettable("e1", "1", "1"));
+        assert!(!t.is_bettable("e1", "18h1", "1"));
+        let upd = r#"{"sport_event_id":"e1","version":"v2","timestamp_ns":2,"event_type":"markets_updated","payload":[{"id":"1","status":0,"odds":[{"id":"2","value":"1.5","status":0,"is_active":true}]}]}"#;
+        let o = t.apply(upd.as_bytes()).unwrap();
+        assert_eq!((o.rows_written, o.rows_removed, o.markets), (1, 1, 1));
+        assert_eq!(t.get("e1", "1", "1"), None);
+        assert_eq!(t.live, 2);
+        assert_eq!(t.version, "v2");
+        // A re-snapshot without market 18h1 removes it; its row is reused.
+        t.apply(snap("e1", "v3", &format!("[{M1}]")).as_bytes()).unwrap();
+        assert_eq!(t.get("e1", "18h1", "1"), None);
+        assert_eq!(t.live, 2);
+        assert_eq!(t.high, 3);
+    }
+
+    #[test]
+    fn bet_stop_and_health_gate_bettable() {
+        let mut t = table();
+        t.apply(snap("e1", "v1", &format!("[{M1}]")).as_bytes()).unwrap();
+        let mut mask = vec![false; t.high];
+        t.bettable_into(&mut mask);
+        assert_eq!(mask, vec![true, true]);
+        t.apply(br#"{"sport_event_id":"e1","version":"v2","event_type":"bet_stop_updated","payload":{"bet_stop":true}}"#).unwrap();
+        t.bettable_into(&mut mask);
+        assert_eq!(mask, vec![false, false]);
+        assert!(!t.is_bettable("e1", "1", "1"));
+        t.apply(br#"{"sport_event_id":"e1","version":"v3","event_type":"bet_stop_updated","payload":{"bet_stop":false}}"#).unwrap();
+        t.healthy = false;
+        t.bettable_into(&mut mask);
+        assert_eq!(mask, vec![false, false]);
+    }
+
+    #[test]
+    fn malformed_lines_change_nothing_and_name_the_line() {
+        let mut t = table();
+        t.apply(snap("e1", "v1", &format!("[{M1}]")).as_bytes()).unwrap();
+        let bad = r#"{"sport_event_id":"e1","version":"v2","event_type":"markets_updated","payload":[{"id":"1","status":0,"odds":[{"id":"1","value":"2.0","status":0,"is_active":true},{"id":"2","value":2,"status":0,"is_active":true}]}]}"#;
+        let e = t.apply(bad.as_bytes()).unwrap_err();
+        assert_eq!(e.sport_event_id.as_deref(), Some("e1"));
+        assert_eq!(e.version.as_deref(), Some("v2"));
+        assert!(e.message.contains("payload[0].odds[1].value"), "{}", e.message);
+        assert_eq!(t.get("e1", "1", "1"), Some((2.27, 0.417, 0, true)));
+        assert_eq!(t.version, "v1");
+        // The payload before the id: the identity is still reported.
+        let e = t.apply(br#"{"event_type":"fixture_updated","payload":{"status":"x"},"sport_event_id":"e9","version":"v9"}"#).unwrap_err();
+        assert_eq!((e.sport_event_id.as_deref(), e.version.as_deref()), (Some("e9"), Some("v9")));
+        assert!(t.apply(b"{\"event_type\":\"heartbeat\"").is_err());
+        assert!(t.apply(br#"{"version":"v","payload":[]}"#).unwrap_err().message.contains("event_type"));
+    }
+
+    #[test]
+    fn unknown_events_are_reported_and_version_advances() {
+        let mut t = table();
+        let o = t
+            .apply(br#"{"sport_event_id":"nope","version":"v7","event_type":"markets_updated","payload":[]}"#)
+            .unwrap();
+        assert!(!o.known);
+        assert_eq!(t.version, "v7");
+    }
+
+    #[test]
+    fn ended_events_are_evicted_and_rows_reused() {
+        let mut t = table();
+        t.retention_ns = Some(100);
+        t.apply(snap("e1", "v1", &format!("[{M1},{M2}]")).as_bytes()).unwrap();
+        t.apply(br#"{"sport_event_id":"e1","version":"v2","timestamp_ns":1000,"event_type":"fixture_updated","payload":{"status":3}}"#).unwrap();
+        assert_eq!(t.event_count(), 1);
+        t.apply(br#"{"event_type":"heartbeat","timestamp_ns":5000}"#).unwrap();
+        t.apply(snap("e2", "v3", &format!("[{M1}]")).as_bytes()).unwrap(); // ts 1: not yet
+        assert_eq!(t.event_count(), 2);
+        let late = r#"{"sport_event_id":"e2","version":"v4","timestamp_ns":1101,"event_type":"bet_stop_updated","payload":{"bet_stop":true}}"#;
+        t.apply(late.as_bytes()).unwrap();
+        assert_eq!(t.event_count(), 1);
+        assert_eq!(t.live, 2);
+        t.apply(snap("e3", "v5", &format!("[{M2}]")).as_bytes()).unwrap();
+        assert_eq!(t.high, 5, "freed rows are reused");
+    }
+
+    #[test]
+    fn decimals_are_exact_and_strict() {
+        for (s, v) in [("2.27", 2.27), ("1", 1.0), ("12.5", 12.5), ("0.1", 0.1), ("1e2", 100.0),
+                       ("0.30000000000000004", 0.30000000000000004), ("123456789.012345", 123456789.012345),
+                       ("9007199254740993", 9007199254740992.0), ("-1.5", -1.5), ("0.0001", 0.0001)] {
+            let line = format!(r#"{{"sport_event_id":"e","version":"v","event_type":"markets_updated","payload":[{{"id":"m","status":0,"odds":[{{"id":"o","value":"{s}","status":0,"is_active":true}}]}}]}}"#);
+            let log = parse_log(line.as_bytes()).unwrap();
+            assert_eq!(log.odds[0].value, v);
+        }
+        for s in ["", "1.", "abc", "1e999", " 1", "NaN", "0x10", "01", "1.2.3", ".5", "1 "] {
+            let line = format!(r#"{{"sport_event_id":"e","version":"v","event_type":"markets_updated","payload":[{{"id":"m","status":0,"odds":[{{"id":"o","value":"{s}","status":0,"is_active":true}}]}}]}}"#);
+            assert!(parse_log(line.as_bytes()).is_err(), "{s:?}");
+        }
+    }
+}
