@@ -25,6 +25,380 @@ freed rows are reused. The columns grow by doubling; a growth reallocates them, 
 ``table.odds`` views after applying (or use ``table.row(...)``).
 """
 
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from oddswire._http import Endpoint, LineStream, open_stream, request
+from oddswire.client import CallbackRegistry, ReconnectPolicy, SequenceTracker, StalenessGate, Stats
+from oddswire.errors import (
+    AuthError,
+    ConfigError,
+    ConnectError,
+    DecodeError,
+    HTTPStatusError,
+    OddswireError,
+    ProtocolError,
+    ResyncRequired,
+    StaleFeedError,
+)
 from oddswire_native import Applied, OddsTable, SportEvent
 
-__all__ = ["Applied", "OddsTable", "SportEvent"]
+__all__ = ["EVENTS", "Applied", "DatabetClient", "OddsTable", "SportEvent", "VersionFile"]
+
+log = logging.getLogger("oddswire.databet")
+
+#: Events a DatabetClient emits, and what the callback receives.
+EVENTS = frozenset({
+    "log",          # (applied) every applied log line (not heartbeats)
+    "markets",      # (applied) markets_updated
+    "bet_stop",     # (applied) bet_stop_updated
+    "fixture",      # (applied) fixture_updated
+    "scores",       # (applied) competitor_scores_updated
+    "game_state",   # (applied) game_state_updated
+    "extensions",   # (applied) extensions_updated
+    "sport_event",  # (applied) sport_event_snapshot / sport_event_added: the event was replaced
+    "rollback",     # (applied) bets_rollback: void the bets it names (payload on applied)
+    "unknown_event",  # (applied) a log for an event the table does not hold (refetched)
+    "heartbeat",    # (timestamp_ns)
+    "snapshot",     # (version) GET /all finished loading
+    "resync",       # (reason) a full resync from /all started (409, first start)
+    "stale",        # (reason) healthy went False: bets must stop
+    "healthy",      # () healthy went True again
+    "error",        # (exception) decode errors, HTTP errors, callback errors, disconnects
+})
+_KIND_EVENT = {
+    "markets_updated": "markets", "bet_stop_updated": "bet_stop", "fixture_updated": "fixture",
+    "competitor_scores_updated": "scores", "game_state_updated": "game_state",
+    "extensions_updated": "extensions", "sport_event_snapshot": "sport_event",
+    "sport_event_added": "sport_event", "bets_rollback": "rollback",
+}
+
+
+class VersionFile:
+    """The last applied version on disk, replaced atomically (temp file, fsync, rename)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> str | None:
+        try:
+            v = self.path.read_text("ascii").strip()
+        except FileNotFoundError:
+            return None
+        return v or None
+
+    def save(self, version: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(version + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+
+class DatabetClient:
+    """DATA.BET HTTP stream client: ``GET /all`` then ``GET /log`` for ever, into ``table``.
+
+    Lines go from the socket through the Cython chunked splitter into ``OddsTable.apply``
+    (Rust) with no per-line dict; callbacks get the ``Applied`` result. See ``EVENTS``.
+
+    Global bet stop: when no log or heartbeat arrives for two heartbeat intervals, or a
+    ``markets_updated`` lags the local clock by more than ``max_lag_s``, ``healthy`` (and
+    ``table.healthy``) drops, ``stale`` fires and the client reconnects; it rises again only
+    after the stream is back and fresh data arrived. A resync holds it down until done.
+
+    Bad lines: a line that does not decode is reported through ``error`` (a ``DecodeError``
+    with its version) and skipped; with ``auto_refetch`` (default) its sport event is
+    refetched, so the feed's ``sport_event_added`` repairs it. Logs for events the table
+    does not hold (after a restart from ``state_file``) are refetched the same way.
+    """
+
+    def __init__(self, base_url: str, *, cert: str | None = None, key: str | None = None,
+                 ca: str | None = None, ssl_context: ssl.SSLContext | None = None,
+                 table: OddsTable | None = None, state_file: str | os.PathLike[str] | None = None,
+                 heartbeat_interval: int = 5, max_lag_s: float = 10.0,
+                 reconnect: ReconnectPolicy | None = None, auto_refetch: bool = True,
+                 persist_interval: float = 0.05, connect_timeout: float = 10.0) -> None:
+        if heartbeat_interval < 1:
+            raise ConfigError("heartbeat_interval must be >= 1 second")
+        if base_url.startswith("https") and ssl_context is None:
+            ssl_context = ssl.create_default_context(cafile=ca)
+            if cert:
+                ssl_context.load_cert_chain(cert, key)
+        self.endpoint = Endpoint.parse(base_url, ssl_context)
+        self.table = table if table is not None else OddsTable()
+        self.heartbeat_interval = heartbeat_interval
+        self.max_lag_ns = int(max_lag_s * 1e9)
+        self.policy = reconnect or ReconnectPolicy()
+        self.auto_refetch = auto_refetch
+        self.persist_interval = persist_interval
+        self.connect_timeout = connect_timeout
+        self.callbacks = CallbackRegistry(EVENTS)
+        self.stats_counters = Stats()
+        self.sequence = SequenceTracker()
+        self.gate = StalenessGate(2 * heartbeat_interval, self._health_changed)
+        self.state = VersionFile(state_file) if state_file is not None else None
+        self.version: str | None = self.state.load() if self.state else None
+        self._saved = self.version
+        self._stream: LineStream | None = None
+        self._stopping = False
+        self._stale_reason: str | None = None
+        self._refetching: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._running = False
+        self.table.healthy = False
+
+    # --- public API ----------------------------------------------------------------------
+
+    def on(self, name: str, fn: Any = None) -> Any:
+        """Register a callback: ``client.on("markets", fn)`` or ``@client.on("markets")``."""
+        return self.callbacks.on(name, fn)
+
+    @property
+    def healthy(self) -> bool:
+        return self.gate.healthy
+
+    def stats(self) -> dict[str, Any]:
+        out = self.stats_counters.snapshot(self.callbacks)
+        out.update(healthy=self.healthy, version=self.version, events=self.table.event_count,
+                   odds=len(self.table), duplicates=self.sequence.duplicates,
+                   regressions=self.sequence.regressions)
+        return out
+
+    async def refetch(self, sport_event_id: str) -> int:
+        """``POST /refetch/sport-event/{id}``: the feed answers with a ``sport_event_added``
+        log for it. Returns the HTTP status."""
+        resp = await request(self.endpoint, "POST", f"/refetch/sport-event/{sport_event_id}",
+                             timeout=self.connect_timeout)
+        if resp.status not in (200, 202, 204):
+            raise HTTPStatusError(resp.status, resp.reason, path="/refetch/sport-event/...")
+        return resp.status
+
+    async def run(self) -> None:
+        """Snapshot, stream, reconnect with backoff, until ``stop()``."""
+        if self._running:
+            raise ConfigError("DatabetClient.run() is already running")
+        self._running, self._stopping = True, False
+        watchdog = asyncio.ensure_future(self._watchdog())
+        persister = asyncio.ensure_future(self._persist_loop())
+        delays = self.policy.delays()
+        try:
+            while not self._stopping:
+                connected = False
+                try:
+                    if self.version is None:
+                        await self._snapshot()
+                    connected = True
+                    await self._stream_log()
+                except ResyncRequired as e:
+                    self.stats_counters.resyncs += 1
+                    self.version = None
+                    self.callbacks.emit("resync", str(e))
+                    continue
+                except (AuthError, ConfigError):
+                    raise
+                except HTTPStatusError as e:
+                    self._error(e)
+                    if e.status in (400, 401, 403):
+                        raise
+                except (OddswireError, OSError) as e:
+                    if self._stopping:
+                        break
+                    self._error(e)
+                if self._stopping:
+                    break
+                self.gate.trip(self._stale_reason or "disconnected")
+                self._stale_reason = None
+                self.stats_counters.reconnects += 1
+                if connected:
+                    delays = self.policy.delays()
+                delay = next(delays, None)
+                if delay is None:
+                    raise ConnectError("DATA.BET: reconnect attempts exhausted")
+                if delay:
+                    await asyncio.sleep(delay)
+        finally:
+            self._running = False
+            watchdog.cancel()
+            persister.cancel()
+            self._flush()
+            await self.callbacks.drain()
+            for t in list(self._tasks):
+                t.cancel()
+
+    async def stop(self) -> None:
+        """End ``run()``; the last applied version is persisted before it returns."""
+        self._stopping = True
+        if self._stream is not None:
+            self._stream.abort()
+        self._flush()
+
+    # --- the protocol --------------------------------------------------------------------
+
+    async def _snapshot(self) -> None:
+        self.gate.trip("resync")
+        self.callbacks.emit("resync", "full snapshot from /all")
+        self.table.clear()
+        self.sequence.reset()
+        stream = await open_stream(self.endpoint, "GET", "/all", {}, self._on_snapshot_lines,
+                                   self.connect_timeout)
+        self._stream = stream
+        try:
+            await stream.done
+        finally:
+            self._stream = None
+        head = await stream.head
+        version = head.headers.get("last-version") or self.table.version
+        if not version:
+            raise ProtocolError("/all ended without a Last-Version header or any snapshot")
+        self.version = version
+        self.sequence.reset(version)
+        self.stats_counters.bytes += stream.bytes
+        self.callbacks.emit("snapshot", version)
+
+    def _on_snapshot_lines(self, lines: list[bytes], t_recv: int) -> None:
+        for line in lines:
+            try:
+                self.table.apply(line)
+            except DecodeError as e:
+                self._error(e)
+                if e.sport_event_id:
+                    self._schedule_refetch(e.sport_event_id)
+        self.stats_counters.messages += len(lines)
+
+    async def _stream_log(self) -> None:
+        assert self.version is not None
+        headers = {"Last-Version": self.version}
+        try:
+            stream = await open_stream(
+                self.endpoint, "GET", f"/log?heartbeat_interval={self.heartbeat_interval}",
+                headers, self._on_log_lines, self.connect_timeout,
+                on_head=lambda _: self.gate.release())
+        except HTTPStatusError as e:
+            if e.status == 409:
+                raise ResyncRequired(f"/log answered 409 for version {self.version}") from e
+            raise
+        self._stream = stream
+        try:
+            await stream.done
+            raise ConnectError("/log stream ended")
+        finally:
+            self._stream = None
+            self.stats_counters.bytes += stream.bytes
+
+    def _on_log_lines(self, lines: list[bytes], t_recv: int) -> None:
+        table, emit, stats = self.table, self.callbacks.emit, self.stats_counters
+        for line in lines:
+            try:
+                a = table.apply(line)
+            except DecodeError as e:
+                self._error(e)
+                if e.sport_event_id:
+                    self._schedule_refetch(e.sport_event_id)
+                continue
+            t_applied = time.perf_counter_ns()
+            stats.receive_to_decoded.record(t_applied - t_recv)
+            self.gate.touch()
+            kind = a.event_type
+            if kind == "heartbeat":
+                emit("heartbeat", a.timestamp_ns)
+                continue
+            version = a.version
+            if self.sequence.observe(version) != "ok":
+                stats.gaps += 1
+            self.version = version
+            if kind == "markets_updated" and a.timestamp_ns is not None:
+                lag = time.time_ns() - a.timestamp_ns
+                if lag > self.max_lag_ns:
+                    self._go_stale(f"markets_updated lags the local clock by {lag / 1e9:.1f}s")
+            if not a.known_event:
+                emit("unknown_event", a)
+                if self.auto_refetch and a.sport_event_id:
+                    self._schedule_refetch(a.sport_event_id)
+            else:
+                name = _KIND_EVENT.get(kind)
+                if name is not None:
+                    emit(name, a)
+            emit("log", a)
+            stats.receive_to_callback.record(time.perf_counter_ns() - t_recv)
+        stats.messages += len(lines)
+
+    # --- health, persistence, refetch -----------------------------------------------------
+
+    def _health_changed(self, healthy: bool, reason: str) -> None:
+        self.table.healthy = healthy
+        if healthy:
+            self.callbacks.emit("healthy")
+        else:
+            log.warning("DATA.BET feed stale: %s", reason)
+            self.callbacks.emit("stale", reason)
+
+    def _go_stale(self, reason: str) -> None:
+        self._stale_reason = reason
+        self.gate.trip(reason)
+        if self._stream is not None:
+            self._stream.abort()
+
+    async def _watchdog(self) -> None:
+        step = min(0.25, self.heartbeat_interval / 4)
+        while True:
+            await asyncio.sleep(step)
+            if self._stream is not None and not self.gate._held and not self.gate.check():
+                self._error(StaleFeedError(
+                    f"no log or heartbeat for {self.gate.silent_for():.1f}s; reconnecting"))
+                self._go_stale("heartbeat timeout")
+
+    async def _persist_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.persist_interval)
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.state is not None and self.version and self.version != self._saved:
+            try:
+                self.state.save(self.version)
+                self._saved = self.version
+            except OSError as e:
+                self._error(e)
+
+    def _schedule_refetch(self, sport_event_id: str) -> None:
+        if not self.auto_refetch or sport_event_id in self._refetching:
+            return
+        self._refetching.add(sport_event_id)
+
+        async def go() -> None:
+            try:
+                await self.refetch(sport_event_id)
+            except (OddswireError, OSError) as e:
+                self._error(e)
+            finally:
+                self._refetching.discard(sport_event_id)
+        task = asyncio.ensure_future(go())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _error(self, exc: BaseException) -> None:
+        self.stats_counters.errors += 1
+        log.debug("DATA.BET: %s", exc)
+        self.callbacks.emit("error", exc)

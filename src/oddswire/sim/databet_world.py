@@ -139,10 +139,10 @@ class DatabetWorld:
         self.version = encode_version(self.counter)
         return self.version
 
-    def _log(self, ev: _Event, event_type: str, payload: Any) -> bytes:
+    def _log(self, ev: _Event, event_type: str, payload: Any, version: str | None = None) -> bytes:
         return orjson.dumps({
             "sport_event_id": ev.sport_event_id, "sport_id": ev.sport_id,
-            "version": self._next_version(), "timestamp_ns": self.clock(),
+            "version": version or self._next_version(), "timestamp_ns": self.clock(),
             "event_type": event_type, "payload": payload,
         })
 
@@ -152,8 +152,9 @@ class DatabetWorld:
                 "competitors_score": ev.scores, "extensions": ev.extensions}
 
     def snapshot_lines(self) -> list[bytes]:
-        """Every sport event as a ``sport_event_snapshot`` line (what ``GET /all`` sends)."""
-        return [self._log(ev, "sport_event_snapshot", self.snapshot_payload(ev))
+        """Every sport event as a ``sport_event_snapshot`` line (what ``GET /all`` sends),
+        all at the world's current version (the ``Last-Version`` of that ``/all``)."""
+        return [self._log(ev, "sport_event_snapshot", self.snapshot_payload(ev), self.version)
                 for ev in list(self.events.values())]
 
     def heartbeat(self) -> bytes:
