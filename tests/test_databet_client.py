@@ -180,8 +180,8 @@ def test_curl_reads_all_and_log_over_mtls(tmp_path):
             assert len(lines) == 12
             head = (tmp_path / "h").read_text().lower()
             assert "transfer-encoding: chunked" in head and "last-version:" in head
-            version = [h for h in (tmp_path / "h").read_text().splitlines()
-                       if h.lower().startswith("last-version:")][0]
+            version = next(h for h in (tmp_path / "h").read_text().splitlines()
+                           if h.lower().startswith("last-version:"))
             t = OddsTable()
             t.apply_many(lines)
             rc, out, err = await curl("--max-time", "1.5", "--header", version.strip(),

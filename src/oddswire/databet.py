@@ -274,7 +274,6 @@ class DatabetClient:
             raise ProtocolError("/all ended without a Last-Version header or any snapshot")
         self.version = version
         self.sequence.reset(version)
-        self.stats_counters.bytes += stream.bytes
         self.callbacks.emit("snapshot", version)
 
     def _on_snapshot_lines(self, lines: list[bytes], t_recv: int) -> None:
@@ -286,6 +285,7 @@ class DatabetClient:
                 if e.sport_event_id:
                     self._schedule_refetch(e.sport_event_id)
         self.stats_counters.messages += len(lines)
+        self.stats_counters.bytes += sum(map(len, lines))
 
     async def _stream_log(self) -> None:
         assert self.version is not None
@@ -305,7 +305,6 @@ class DatabetClient:
             raise ConnectError("/log stream ended")
         finally:
             self._stream = None
-            self.stats_counters.bytes += stream.bytes
 
     def _on_log_lines(self, lines: list[bytes], t_recv: int) -> None:
         table, emit, stats = self.table, self.callbacks.emit, self.stats_counters
@@ -343,6 +342,7 @@ class DatabetClient:
             emit("log", a)
             stats.receive_to_callback.record(time.perf_counter_ns() - t_recv)
         stats.messages += len(lines)
+        stats.bytes += sum(map(len, lines))
 
     # --- health, persistence, refetch -----------------------------------------------------
 

@@ -195,7 +195,8 @@ class DatabetSimulator:
             pass  # the handler is the top of its task: a cancel ends it quietly
         finally:
             self._writers.discard(writer)
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            if task is not None:
+                self._tasks.discard(task)
             writer.transport.abort()
 
     async def _simple(self, w: asyncio.StreamWriter, status: int, reason: str,
