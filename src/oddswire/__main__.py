@@ -35,8 +35,8 @@ async def demo(seconds: float, rate: float | None, events: int,
               f"{'max' if rate is None else int(rate)} logs/s, {seconds:g}s")
         t0 = time.monotonic()
         last_n, last_b, last_t = 0, 0, t0
-        while time.monotonic() - t0 < seconds:
-            await asyncio.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - t0))))
+        while (left := seconds - (time.monotonic() - t0)) > 0.05:
+            await asyncio.sleep(min(1.0, left))
             s = client.stats()
             now = time.monotonic()
             lat = s["receive_to_callback"]
