@@ -182,13 +182,9 @@ class LineStream(asyncio.Protocol):
             self.transport.abort()
 
 
-async def open_stream(ep: Endpoint, method: str, path: str, headers: dict[str, str],
-                      on_lines: Callable[[list[bytes], int], None] | None,
-                      timeout: float = 10.0,
-                      on_head: Callable[[HTTPResponse], None] | None = None) -> LineStream:
-    """Connect, send the request and wait for the head (raises HTTPStatusError on non-200)."""
+async def _send_request(ep: Endpoint, proto: LineStream, method: str, path: str,
+                        headers: dict[str, str], timeout: float) -> None:
     loop = asyncio.get_running_loop()
-    proto = LineStream(on_lines, on_head=on_head)
     try:
         await asyncio.wait_for(loop.create_connection(
             lambda: proto, ep.host, ep.port, ssl=ep.tls,
@@ -200,6 +196,15 @@ async def open_stream(ep: Endpoint, method: str, path: str, headers: dict[str, s
     lines += [f"{k}: {v}" for k, v in headers.items()]
     assert proto.transport is not None
     proto.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+
+async def open_stream(ep: Endpoint, method: str, path: str, headers: dict[str, str],
+                      on_lines: Callable[[list[bytes], int], None] | None,
+                      timeout: float = 10.0,
+                      on_head: Callable[[HTTPResponse], None] | None = None) -> LineStream:
+    """Connect, send the request and wait for the head (raises HTTPStatusError on non-200)."""
+    proto = LineStream(on_lines, on_head=on_head)
+    await _send_request(ep, proto, method, path, headers, timeout)
     try:
         resp = await asyncio.wait_for(asyncio.shield(proto.head), timeout)
     except TimeoutError:
@@ -214,19 +219,10 @@ async def open_stream(ep: Endpoint, method: str, path: str, headers: dict[str, s
 async def request(ep: Endpoint, method: str, path: str, headers: dict[str, str] | None = None,
                   timeout: float = 10.0) -> HTTPResponse:
     """A small request whose whole body is wanted (any status)."""
-    loop = asyncio.get_running_loop()
     proto = LineStream(None)
-    try:
-        await asyncio.wait_for(loop.create_connection(
-            lambda: proto, ep.host, ep.port, ssl=ep.tls,
-            server_hostname=ep.host if ep.tls else None), timeout)
-    except (TimeoutError, OSError, ssl.SSLError) as e:
-        raise ConnectError(f"cannot connect to {ep.host}:{ep.port}: {e}") from e
-    hdrs = {"Content-Length": "0", "Connection": "close", **(headers or {})}
-    lines = [f"{method} {ep.base_path}{path} HTTP/1.1", f"Host: {ep.host}:{ep.port}",
-             "User-Agent: oddswire"] + [f"{k}: {v}" for k, v in hdrs.items()]
-    assert proto.transport is not None
-    proto.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    await _send_request(ep, proto, method, path,
+                        {"Content-Length": "0", "Connection": "close", **(headers or {})},
+                        timeout)
     try:
         await asyncio.wait_for(proto.done, timeout)
     except TimeoutError:
