@@ -122,14 +122,6 @@ pub struct LogError {
     pub version: Option<String>,
 }
 
-fn at(path: &str, e: JsonError) -> JsonError {
-    if e.message.starts_with('$') {
-        JsonError { message: e.message, offset: e.offset }
-    } else {
-        JsonError { message: format!("{path}: {}", e.message), offset: e.offset }
-    }
-}
-
 fn with_path(e: JsonError, path: impl FnOnce() -> String) -> JsonError {
     // The innermost caller names the field; outer callers only prefix their part of the path.
     let p = path();
@@ -384,7 +376,6 @@ fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>
                     return typed_err(p, "odds", "an array");
                 }
                 let first = odds.len();
-                odds.truncate(first);
                 array(p, |p, i| {
                     let odd = parse_odd(p).map_err(|e| with_path(e, || format!(".odds[{i}]")))?;
                     odds.push(odd);
@@ -443,7 +434,7 @@ fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) ->
             match key {
                 "fixture" => {
                     let s = span_of(p, "fixture", b'{', "an object")?;
-                    log.fixture_status = Some(fixture_status(buf, &s).map_err(|e| at(".fixture", e))?);
+                    log.fixture_status = Some(fixture_status(buf, &s).map_err(|e| with_path(e, || ".fixture".into()))?);
                     log.fixture = Some(s);
                 }
                 "markets" => parse_markets(p, log, ".markets")?,
@@ -541,7 +532,7 @@ fn parse_top<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> JResult<()> {
                 let start = p.pos;
                 match log.kind {
                     // The feed sends event_type before payload: parse it in the same pass.
-                    Some(kind) => parse_payload(p, log, kind).map_err(|e| at_payload(e))?,
+                    Some(kind) => parse_payload(p, log, kind).map_err(at_payload)?,
                     None => {
                         p.skip_value(1)?;
                         deferred = Some(start);

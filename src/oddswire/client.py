@@ -146,6 +146,11 @@ class StalenessGate:
             self.healthy = True
             self._on_change(True, "fresh data")
 
+    @property
+    def held(self) -> bool:
+        """Down on purpose (reconnect or resync): silence is expected, not stale."""
+        return self._held
+
     def silent_for(self) -> float:
         return self._clock() - self.last
 
@@ -184,7 +189,6 @@ class SequenceTracker:
             return "ok"
         if marker == last:
             self.duplicates += 1
-            self.last = last
             return "duplicate"
         if marker < last:
             self.regressions += 1
@@ -216,10 +220,6 @@ class LatencyHistogram:
         self.n += 1
         if ns > self.max:
             self.max = ns
-
-    def record_many(self, ns: npt.NDArray[np.int64]) -> None:
-        for v in ns.tolist():
-            self.record(v)
 
     def percentile(self, q: float) -> float:
         if self.n == 0:

@@ -364,7 +364,7 @@ class DatabetClient:
         step = min(0.25, self.heartbeat_interval / 4)
         while True:
             await asyncio.sleep(step)
-            if self._stream is not None and not self.gate._held and not self.gate.check():
+            if self._stream is not None and not self.gate.held and not self.gate.check():
                 self._error(StaleFeedError(
                     f"no log or heartbeat for {self.gate.silent_for():.1f}s; reconnecting"))
                 self._go_stale("heartbeat timeout")
