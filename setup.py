@@ -26,9 +26,7 @@ DIRECTIVES = {
 MACROS = [("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [("CYTHON_WITHOUT_ASSERTIONS", "1")]
 CFLAGS = ["-O0", "-g"] if DEBUG else ["-O3"]
 
-MODULES = ["_framing"]
-
-
+MODULES = ["_framing", "_wire"]
 
 
 def mirror_pxd() -> None:

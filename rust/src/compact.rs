@@ -427,7 +427,28 @@ pub struct QuoteBook {
     symbols: Vec<Py<PyString>>,
     /// One numpy column per typed field after the symbol; columns[i] matches schema field i+1.
     columns: Vec<Py<PyAny>>,
+    /// Raw data pointers of `columns`, refreshed on growth (the arrays are owned here).
+    ptrs: Vec<*mut u8>,
     capacity: usize,
+    /// Positions of bid, ask and ts among the typed fields after the symbol, when present.
+    quote_fields: Option<[usize; 3]>,
+}
+
+// SAFETY: the raw pointers point into numpy arrays owned by `columns`; they are only
+// dereferenced with the GIL held (every method takes `py`), like the arrays themselves.
+unsafe impl Send for QuoteBook {}
+unsafe impl Sync for QuoteBook {}
+
+/// A quote as written into the book: what the C API hands to the Cython listener.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct QuoteOut {
+    pub row: i64,
+    /// Borrowed: the book keeps its symbol strings alive for its whole life.
+    pub symbol: *mut pyo3::ffi::PyObject,
+    pub bid: f64,
+    pub ask: f64,
+    pub ts: i64,
 }
 
 fn new_column(py: Python<'_>, ty: FieldType, n: usize) -> Py<PyAny> {
@@ -483,44 +504,47 @@ impl QuoteBook {
             ));
         }
         let capacity = capacity.max(1);
-        let columns = schema.fields[1..].iter().map(|f| new_column(py, f.1, capacity)).collect();
-        Ok(QuoteBook { schema, rows: AHashMap::new(), symbols: Vec::new(), columns, capacity })
+        let columns: Vec<Py<PyAny>> =
+            schema.fields[1..].iter().map(|f| new_column(py, f.1, capacity)).collect();
+        let find = |name: &str, want: &[FieldType]| {
+            schema.fields[1..].iter().position(|f| f.0 == name && want.contains(&f.1))
+        };
+        let quote_fields = match (
+            find("bid", &[FieldType::F64]),
+            find("ask", &[FieldType::F64]),
+            find("ts", &[FieldType::Ts, FieldType::I64]),
+        ) {
+            (Some(b), Some(a), Some(t)) => Some([b, a, t]),
+            _ => None,
+        };
+        let mut book = QuoteBook {
+            schema,
+            rows: AHashMap::new(),
+            symbols: Vec::new(),
+            columns,
+            ptrs: Vec::new(),
+            capacity,
+            quote_fields,
+        };
+        book.refresh_ptrs(py);
+        Ok(book)
     }
 
     /// Decode a frame and write the quote into its row: the row, or -1 for another marker
     /// (only the marker of such a frame is checked; decode it with CompactDecoder).
     fn apply(&mut self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<i64> {
         let buf = frame_bytes(frame)?;
-        let fields = match read_frame(buf, &self.schema).map_err(|e| to_err(py, e))? {
-            None => return Ok(-1),
-            Some(f) => f,
-        };
-        let Typed::Str(symbol) = &fields[0] else { unreachable!() };
-        let row = match self.rows.get(symbol.as_ref()) {
-            Some(&r) => r as usize,
-            None => {
-                let r = self.symbols.len();
-                if r == self.capacity {
-                    self.grow(py, self.capacity * 2);
-                }
-                self.rows.insert(symbol.as_ref().into(), r as u32);
-                self.symbols.push(PyString::intern(py, symbol).unbind());
-                r
-            }
-        };
-        for (col, value) in self.columns.iter().zip(&fields[1..]) {
-            let col = col.bind(py);
-            // SAFETY: row < capacity == len of every column; the arrays are owned here.
-            unsafe {
-                match value {
-                    Typed::F64(v) => *col.cast_unchecked::<PyArray1<f64>>().data().add(row) = *v,
-                    Typed::I64(v) => *col.cast_unchecked::<PyArray1<i64>>().data().add(row) = *v,
-                    Typed::Bool(v) => *col.cast_unchecked::<PyArray1<bool>>().data().add(row) = *v,
-                    Typed::Str(_) => unreachable!(),
-                }
-            }
+        match self.apply_bytes(py, buf, None) {
+            Ok(row) => Ok(row),
+            Err(e) => Err(to_err(py, e)),
         }
-        Ok(row as i64)
+    }
+
+    /// True when the schema has ``bid``, ``ask`` (f64) and ``ts`` fields, so quotes can be
+    /// delivered as ``(symbol, bid, ask, ts)`` scalars.
+    #[getter]
+    fn has_quote_fields(&self) -> bool {
+        self.quote_fields.is_some()
     }
 
     /// The row of a symbol, or -1.
@@ -583,7 +607,77 @@ impl QuoteBook {
             self.columns[i] = grow_column(py, &self.columns[i], f.1, old, new);
         }
         self.capacity = new;
+        self.refresh_ptrs(py);
     }
+
+    fn refresh_ptrs(&mut self, py: Python<'_>) {
+        self.ptrs = self
+            .columns
+            .iter()
+            .zip(&self.schema.fields[1..])
+            .map(|(c, f)| {
+                let c = c.bind(py);
+                // SAFETY: every column is a 1-d contiguous array of its field's type (new_column).
+                unsafe {
+                    match f.1 {
+                        FieldType::F64 => c.cast_unchecked::<PyArray1<f64>>().data() as *mut u8,
+                        FieldType::I64 | FieldType::Ts => c.cast_unchecked::<PyArray1<i64>>().data() as *mut u8,
+                        FieldType::Bool => c.cast_unchecked::<PyArray1<bool>>().data() as *mut u8,
+                        _ => unreachable!(),
+                    }
+                }
+            })
+            .collect();
+    }
+
+    /// Decode one frame and write it into its row: the row, or -1 for another marker.
+    /// Atomic: a bad frame changes nothing. With `out`, the quote is also reported there.
+    pub fn apply_bytes(&mut self, py: Python<'_>, buf: &[u8], out: Option<&mut QuoteOut>) -> FResult<i64> {
+        let fields = match read_frame(buf, &self.schema)? {
+            None => return Ok(-1),
+            Some(f) => f,
+        };
+        let Typed::Str(symbol) = &fields[0] else { unreachable!() };
+        let row = match self.rows.get(symbol.as_ref()) {
+            Some(&r) => r as usize,
+            None => {
+                let r = self.symbols.len();
+                if r == self.capacity {
+                    self.grow(py, self.capacity * 2);
+                }
+                self.rows.insert(symbol.as_ref().into(), r as u32);
+                self.symbols.push(PyString::intern(py, symbol).unbind());
+                r
+            }
+        };
+        for (ptr, value) in self.ptrs.iter().zip(&fields[1..]) {
+            // SAFETY: row < capacity == len of every column, and each pointer's element type
+            // matches its schema field (new_column); the arrays are owned by self.columns.
+            unsafe {
+                match value {
+                    Typed::F64(v) => *(*ptr as *mut f64).add(row) = *v,
+                    Typed::I64(v) => *(*ptr as *mut i64).add(row) = *v,
+                    Typed::Bool(v) => *(*ptr as *mut bool).add(row) = *v,
+                    Typed::Str(_) => unreachable!(),
+                }
+            }
+        }
+        if let Some(out) = out {
+            out.row = row as i64;
+            out.symbol = self.symbols[row].as_ptr();
+            if let Some([b, a, t]) = self.quote_fields {
+                let f = &fields[1..];
+                out.bid = if let Typed::F64(v) = f[b] { v } else { f64::NAN };
+                out.ask = if let Typed::F64(v) = f[a] { v } else { f64::NAN };
+                out.ts = if let Typed::I64(v) = f[t] { v } else { 0 };
+            }
+        }
+        Ok(row as i64)
+    }
+}
+
+pub(crate) fn frame_error(py: Python<'_>, e: FrameError) -> PyErr {
+    to_err(py, e)
 }
 
 #[cfg(test)]

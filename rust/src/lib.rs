@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+pub mod capi;
 pub mod compact;
 pub mod databet;
 pub mod errors;
@@ -26,5 +27,6 @@ fn oddswire_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<databet::OddsTable>()?;
     m.add_class::<databet::Applied>()?;
     m.add_class::<databet::SportEvent>()?;
+    capi::add_capsule(m)?;
     Ok(())
 }

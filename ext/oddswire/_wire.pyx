@@ -1,0 +1,298 @@
+# The picows listeners: the whole per-frame hot path of the WebSocket feeds in one module.
+#
+# BrokerListener takes each frame's payload pointer straight from picows' read buffer and
+# hands it to the Rust compact decoder through the C entry point oddswire_native exports
+# (PyCapsule "oddswire_native._C_API"): no bytes object, no Python call until the user's
+# quote callback, which gets scalars. Frames that are not quotes (other markers, JSON
+# objects) are rare and go to Python as bytes.
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.pycapsule cimport PyCapsule_Import
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcmp, memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+from oddswire.errors import DecodeError, ProtocolError
+
+cdef enum:
+    ABI_VERSION = 1
+
+native_api = <NativeApi*>PyCapsule_Import(b"oddswire_native._C_API", 0)
+if native_api.abi_version != ABI_VERSION or native_api.size != sizeof(NativeApi):
+    raise ImportError(
+        "oddswire._wire and oddswire_native were built from different versions; "
+        "reinstall both: pip install ./rust .")
+
+
+cdef inline int64_t _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline bint _is_ws(char c) noexcept nogil:
+    return c == b' ' or c == b'\t' or c == b'\n' or c == b'\r'
+
+
+cdef class BrokerListener(WSListener):
+    """picows listener for the broker stream (see ``oddswire.broker``).
+
+    Quote frames (``["t", ...]``) are decoded from the read buffer into ``book`` (a
+    ``QuoteBook``) and delivered as ``on_quote(symbol, bid, ask, ts)``, or
+    ``on_quote(row)`` with ``quote_rows=True``. Other compact arrays go to
+    ``on_array(payload: bytes)``, JSON objects to ``on_object(payload: bytes)``; a frame
+    that is neither, or a quote that does not decode, goes to ``on_error(exc)`` and is
+    skipped. A text ``pong`` is the heartbeat answer and is consumed here.
+
+    ``conflate=True``: quotes are written to the book as they arrive, but the callback runs
+    once per symbol per read buffer, with the latest values, when picows reports the last
+    frame of the buffer, or before any non-quote frame, so the feed's order across event
+    kinds is kept.
+
+    An exception raised by a callback goes to ``on_error`` (wrapped by the caller as it
+    likes) and never reaches picows, so a bot's bug does not drop the connection.
+    """
+
+    def __init__(self, book, *, on_quote=None, on_array=None, on_object=None, on_error=None,
+                 on_connected=None, on_disconnected=None, on_sample=None,
+                 bint quote_rows=False, bint conflate=False,
+                 Py_ssize_t max_message_bytes=1 << 20, unsigned int sample_every=64):
+        if not native_api.is_quote_book(<PyObject*>book):
+            raise TypeError("book must be an oddswire.broker.QuoteBook")
+        if on_quote is not None and not quote_rows and not book.has_quote_fields:
+            raise ValueError("the book's schema has no bid/ask/ts fields: use quote_rows=True")
+        self.book = book
+        self._book = <PyObject*>book
+        self._on_quote = on_quote
+        self._on_array = on_array
+        self._on_object = on_object
+        self._on_error = on_error
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._on_sample = on_sample
+        self.quote_rows = quote_rows
+        self.conflate = conflate
+        self.max_message_bytes = max_message_bytes
+        self._sample_every = sample_every if on_sample is not None else 0
+        self._sample_left = self._sample_every
+
+    def __dealloc__(self):
+        PyMem_Free(self._frag)
+        PyMem_Free(self._pend)
+        PyMem_Free(self._slot_of_row)
+
+    # --- picows callbacks --------------------------------------------------------------
+
+    cpdef on_ws_connected(self, WSTransport transport):
+        self.transport = transport
+        if self._on_connected is not None:
+            self._on_connected(transport)
+
+    cpdef on_ws_disconnected(self, WSTransport transport):
+        self._flush()
+        hs = transport.close_handshake
+        self.pong_timed_out = (transport.auto_ping_expect_pong and hs is not None
+                               and hs.sent is not None and hs.sent.code == WSCloseCode.GOING_AWAY)
+        if self._on_disconnected is not None:
+            self._on_disconnected(transport)
+
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        if frame.msg_type == WSMsgType.CLOSE:
+            self._flush()
+            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
+            return
+        self._frame(frame.msg_type, frame.payload_ptr, frame.payload_size, frame.fin,
+                    frame.last_in_buffer)
+
+    cpdef send_user_specific_ping(self, WSTransport transport):
+        self.pings += 1
+        transport.send(WSMsgType.TEXT, b"ping")
+
+    cpdef is_user_specific_pong(self, WSFrame frame):
+        if (frame.msg_type == WSMsgType.TEXT and frame.payload_size == 4
+                and memcmp(frame.payload_ptr, b"pong", 4) == 0):
+            self.pongs += 1
+            return True
+        return False
+
+    # --- the same path without a socket (tests, replay) ----------------------------------
+
+    def feed(self, payload, *, int msg_type=WSMsgType.TEXT, bint fin=True,
+             bint last_in_buffer=True):
+        """Process one frame's payload as if picows had delivered it."""
+        cdef const unsigned char[:] view = payload
+        cdef const char* ptr = b""
+        if view.shape[0]:
+            ptr = <const char*>&view[0]
+        self._frame(msg_type, ptr, view.shape[0], fin, last_in_buffer)
+
+    def flush(self):
+        """Deliver the conflated quotes still pending."""
+        self._flush()
+
+    # --- the hot path -----------------------------------------------------------------
+
+    cdef int _frame(self, int msg_type, const char* data, Py_ssize_t size, bint fin,
+                    bint last) except -1:
+        cdef Py_ssize_t need
+        cdef char* grown
+        self.frames += 1
+        self.bytes += size
+        if msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
+            if self._in_frag:
+                self._in_frag = False
+                self._report(ProtocolError(
+                    "a new message started before the fragmented one ended; dropped it"))
+            if fin:
+                return self._message(data, size, last)
+            self._in_frag = True
+            self._frag_size = 0
+        elif msg_type == WSMsgType.CONTINUATION:
+            if not self._in_frag:
+                return self._report(ProtocolError("continuation frame without a message"))
+        else:  # PING / PONG control frames: picows answers pings itself
+            return 0
+        need = self._frag_size + size
+        if need > self.max_message_bytes:
+            self._in_frag = False
+            return self._report(ProtocolError(
+                f"fragmented message over max_message_bytes ({self.max_message_bytes})"))
+        if need > self._frag_cap:
+            grown = <char*>PyMem_Realloc(self._frag, max(need, 2 * self._frag_cap, 256))
+            if grown == NULL:
+                raise MemoryError()
+            self._frag = grown
+            self._frag_cap = max(need, 2 * self._frag_cap, 256)
+        if size:
+            memcpy(self._frag + self._frag_size, data, size)
+        self._frag_size = need
+        if fin and msg_type == WSMsgType.CONTINUATION:
+            self._in_frag = False
+            return self._message(self._frag, self._frag_size, last)
+        return 0
+
+    cdef int _message(self, const char* data, Py_ssize_t size, bint last) except -1:
+        cdef QuoteOut q
+        cdef Py_ssize_t i = 0
+        cdef int rc
+        cdef int64_t t0 = 0
+        cdef bint timed = False
+        if self._sample_every:
+            self._sample_left -= 1
+            if self._sample_left == 0:
+                self._sample_left = self._sample_every
+                timed = True
+                t0 = _now_ns()
+        while i < size and _is_ws(data[i]):
+            i += 1
+        if i < size and data[i] == b'[':
+            try:
+                rc = native_api.quote_apply(self._book, <const unsigned char*>data, size, &q)
+            except DecodeError as exc:
+                self._report(exc)
+                return 0
+            if rc == 1:
+                self.quotes += 1
+                if self.notify_fresh:
+                    self.notify_fresh = False
+                    if self.on_fresh is not None:
+                        self.on_fresh()
+                if self.conflate:
+                    self._pend_quote(&q)
+                    if last:
+                        self._flush()
+                else:
+                    self._deliver(&q)
+                if timed:
+                    self._on_sample(t0, _now_ns())
+                return 0
+            self._flush()
+            if self._on_array is not None:
+                self._call(self._on_array, PyBytes_FromStringAndSize(data, size))
+            return 0
+        self._flush()
+        if i < size and data[i] == b'{':
+            if self._on_object is not None:
+                self._call(self._on_object, PyBytes_FromStringAndSize(data, size))
+            return 0
+        if size == 4 and memcmp(data, b"pong", 4) == 0:
+            self.pongs += 1  # an answer picows was no longer waiting for
+            return 0
+        return self._report(DecodeError(
+            "frame is neither a compact array nor a JSON object", field=0))
+
+    cdef int on_quote_c(self, QuoteOut* q) except -1:
+        """The quote hook for Cython subclasses: the default calls ``on_quote``."""
+        if self._on_quote is None:
+            return 0
+        try:
+            if self.quote_rows:
+                self._on_quote(q.row)
+            else:
+                self._on_quote(<object>q.symbol, q.bid, q.ask, q.ts)
+        except Exception as exc:
+            self._report(exc)
+        return 0
+
+    cdef int _deliver(self, QuoteOut* q) except -1:
+        self.delivered += 1
+        return self.on_quote_c(q)
+
+    cdef int _pend_quote(self, QuoteOut* q) except -1:
+        cdef Py_ssize_t row = q.row, n
+        cdef int* slots
+        cdef QuoteOut* pend
+        if row >= self._slot_cap:
+            n = max(row + 1, 2 * self._slot_cap, 64)
+            slots = <int*>PyMem_Realloc(self._slot_of_row, n * sizeof(int))
+            if slots == NULL:
+                raise MemoryError()
+            for i in range(self._slot_cap, n):
+                slots[i] = -1
+            self._slot_of_row = slots
+            self._slot_cap = n
+        if self._slot_of_row[row] >= 0:
+            self._pend[self._slot_of_row[row]] = q[0]
+            return 0
+        if self._npend == self._pend_cap:
+            n = max(2 * self._pend_cap, 16)
+            pend = <QuoteOut*>PyMem_Realloc(self._pend, n * sizeof(QuoteOut))
+            if pend == NULL:
+                raise MemoryError()
+            self._pend = pend
+            self._pend_cap = n
+        self._slot_of_row[row] = <int>self._npend
+        self._pend[self._npend] = q[0]
+        self._npend += 1
+        return 0
+
+    cdef int _flush(self) except -1:
+        cdef Py_ssize_t i, n = self._npend
+        if n == 0:
+            return 0
+        self._npend = 0
+        for i in range(n):
+            self._slot_of_row[self._pend[i].row] = -1
+        for i in range(n):
+            self._deliver(&self._pend[i])
+        return 0
+
+    cdef int _call(self, object fn, object arg) except -1:
+        try:
+            fn(arg)
+        except Exception as exc:
+            self._report(exc)
+        return 0
+
+    cdef int _report(self, object exc) except -1:
+        self.errors += 1
+        if self._on_error is not None:
+            try:
+                self._on_error(exc)
+            except Exception:
+                pass  # the error sink itself failed: nothing safer to do than go on
+        return 0
