@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from oddswire.errors import CallbackError, ConfigError
+from oddswire.errors import AuthError, CallbackError, ConfigError, ConnectError, OddswireError
 
 __all__ = [
     "CallbackRegistry",
+    "FeedClient",
     "LatencyHistogram",
     "ReconnectPolicy",
     "SequenceTracker",
@@ -86,6 +87,24 @@ class CallbackRegistry:
 
     def has(self, name: str) -> bool:
         return name in self._callbacks
+
+    def handlers(self, name: str) -> list[Callable[..., Any]]:
+        return list(self._callbacks.get(name, ()))
+
+    def direct(self, name: str) -> Callable[..., Any] | None:
+        """What a compiled hot path should call for ``name``: the one plain function when
+        exactly one is registered (no per-event dispatch), a fan-out through ``emit``
+        otherwise, None when nothing listens. Its exceptions go to ``report``."""
+        fns = self._callbacks.get(name)
+        if not fns:
+            return None
+        if len(fns) == 1 and not inspect.iscoroutinefunction(fns[0]):
+            return fns[0]
+        return lambda *args: self.emit(name, *args)
+
+    def report(self, name: str, exc: BaseException) -> None:
+        """A callback for ``name`` raised ``exc`` outside ``emit`` (a compiled caller)."""
+        self._failed(name, exc)
 
     def emit(self, name: str, *args: Any) -> None:
         fns = self._callbacks.get(name)
@@ -265,3 +284,109 @@ class Stats:
         if callbacks is not None:
             out["callback"] = callbacks.callback_ns.summary()
         return out
+
+
+class FeedClient:
+    """The shape every feed client shares (DESIGN §5): callbacks, stats, the staleness gate
+    and ``run()``: connect, and reconnect with the policy's backoff until ``stop()``.
+
+    A subclass implements ``_attempt()``: one connection, returning (or raising) when it
+    ends. It sets ``_established`` once the connection got far enough (authenticated,
+    streaming) that the next outage starts a fresh backoff sequence. Errors it raises are
+    reported and retried, except the fatal ones (``_is_fatal``), which end ``run()``.
+    """
+
+    EVENTS: frozenset[str] = frozenset()
+    FEED = "feed"
+
+    def __init__(self, *, reconnect: ReconnectPolicy | None, stale_after: float) -> None:
+        self.callbacks = CallbackRegistry(self.EVENTS)
+        self.stats_counters = Stats()
+        self.policy = reconnect or ReconnectPolicy()
+        self.gate = StalenessGate(stale_after, self._health_changed)
+        self._stopping = False
+        self._running = False
+        self._stale_reason: str | None = None
+        self._established = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def on(self, name: str, fn: Any = None) -> Any:
+        """Register a callback: ``client.on(name, fn)`` or ``@client.on(name)``."""
+        return self.callbacks.on(name, fn)
+
+    @property
+    def healthy(self) -> bool:
+        return self.gate.healthy
+
+    async def run(self) -> None:
+        """Connect, and reconnect with backoff, until ``stop()`` (or a fatal error)."""
+        if self._running:
+            raise ConfigError(f"{type(self).__name__}.run() is already running")
+        self._running, self._stopping = True, False
+        helpers = [asyncio.ensure_future(c) for c in self._background()]
+        delays = self.policy.delays()
+        try:
+            while not self._stopping:
+                self._established = False
+                try:
+                    await self._attempt()
+                except Exception as e:
+                    if self._is_fatal(e):
+                        raise
+                    if not isinstance(e, OddswireError | OSError | TimeoutError):
+                        log.exception("%s: unexpected error, reconnecting", self.FEED)
+                    if self._stopping:
+                        break
+                    self._error(e)
+                if self._stopping:
+                    break
+                self.gate.trip(self._stale_reason or "disconnected")
+                self._stale_reason = None
+                self.stats_counters.reconnects += 1
+                if self._established:
+                    delays = self.policy.delays()
+                delay = next(delays, None)
+                if delay is None:
+                    raise ConnectError(f"{self.FEED}: reconnect attempts exhausted")
+                if delay:
+                    await asyncio.sleep(delay)
+        finally:
+            self._running = False
+            for h in helpers:
+                h.cancel()
+            self._finished()
+            await self.callbacks.drain()
+            for t in list(self._tasks):
+                t.cancel()
+
+    # --- for subclasses ------------------------------------------------------------------
+
+    async def _attempt(self) -> None:
+        raise NotImplementedError
+
+    def _background(self) -> list[Awaitable[None]]:
+        """Coroutines that run alongside ``run()`` (watchdogs, persisters)."""
+        return []
+
+    def _finished(self) -> None:
+        """``run()`` is ending: flush what must be flushed."""
+
+    def _is_fatal(self, exc: BaseException) -> bool:
+        return isinstance(exc, AuthError | ConfigError)
+
+    def _health_changed(self, healthy: bool, reason: str) -> None:
+        if healthy:
+            self.callbacks.emit("healthy")
+        else:
+            log.warning("%s feed stale: %s", self.FEED, reason)
+            self.callbacks.emit("stale", reason)
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _error(self, exc: BaseException) -> None:
+        self.stats_counters.errors += 1
+        log.debug("%s: %s", self.FEED, exc)
+        self.callbacks.emit("error", exc)

@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from oddswire._http import Endpoint, LineStream, open_stream, request
-from oddswire.client import CallbackRegistry, ReconnectPolicy, SequenceTracker, StalenessGate, Stats
+from oddswire.client import FeedClient, ReconnectPolicy, SequenceTracker
 from oddswire.errors import (
-    AuthError,
     ConfigError,
     ConnectError,
     DecodeError,
@@ -117,7 +116,7 @@ class VersionFile:
                 os.close(dfd)
 
 
-class DatabetClient:
+class DatabetClient(FeedClient):
     """DATA.BET HTTP stream client: ``GET /all`` then ``GET /log`` for ever, into ``table``.
 
     Lines go from the socket through the Cython chunked splitter into ``OddsTable.apply``
@@ -146,38 +145,26 @@ class DatabetClient:
             ssl_context = ssl.create_default_context(cafile=ca)
             if cert:
                 ssl_context.load_cert_chain(cert, key)
+        super().__init__(reconnect=reconnect, stale_after=2 * heartbeat_interval)
         self.endpoint = Endpoint.parse(base_url, ssl_context)
         self.table = table if table is not None else OddsTable()
         self.heartbeat_interval = heartbeat_interval
         self.max_lag_ns = int(max_lag_s * 1e9)
-        self.policy = reconnect or ReconnectPolicy()
         self.auto_refetch = auto_refetch
         self.persist_interval = persist_interval
         self.connect_timeout = connect_timeout
-        self.callbacks = CallbackRegistry(EVENTS)
-        self.stats_counters = Stats()
         self.sequence = SequenceTracker()
-        self.gate = StalenessGate(2 * heartbeat_interval, self._health_changed)
         self.state = VersionFile(state_file) if state_file is not None else None
         self.version: str | None = self.state.load() if self.state else None
         self._saved = self.version
         self._stream: LineStream | None = None
-        self._stopping = False
-        self._stale_reason: str | None = None
         self._refetching: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._running = False
         self.table.healthy = False
 
+    EVENTS = EVENTS
+    FEED = "DATA.BET"
+
     # --- public API ----------------------------------------------------------------------
-
-    def on(self, name: str, fn: Any = None) -> Any:
-        """Register a callback: ``client.on("markets", fn)`` or ``@client.on("markets")``."""
-        return self.callbacks.on(name, fn)
-
-    @property
-    def healthy(self) -> bool:
-        return self.gate.healthy
 
     def stats(self) -> dict[str, Any]:
         out = self.stats_counters.snapshot(self.callbacks)
@@ -195,57 +182,32 @@ class DatabetClient:
             raise HTTPStatusError(resp.status, resp.reason, path="/refetch/sport-event/...")
         return resp.status
 
-    async def run(self) -> None:
-        """Snapshot, stream, reconnect with backoff, until ``stop()``."""
-        if self._running:
-            raise ConfigError("DatabetClient.run() is already running")
-        self._running, self._stopping = True, False
-        watchdog = asyncio.ensure_future(self._watchdog())
-        persister = asyncio.ensure_future(self._persist_loop())
-        delays = self.policy.delays()
+    async def _attempt(self) -> None:
+        """One connection: the snapshot when there is no version, then the log stream."""
         try:
-            while not self._stopping:
-                connected = False
-                try:
-                    if self.version is None:
-                        await self._snapshot()
-                    connected = True
-                    await self._stream_log()
-                except ResyncRequired as e:
-                    self.stats_counters.resyncs += 1
-                    self.version = None
-                    self.callbacks.emit("resync", str(e))
-                    continue
-                except (AuthError, ConfigError):
-                    raise
-                except HTTPStatusError as e:
-                    self._error(e)
-                    if e.status in (400, 401, 403):
-                        raise
-                except (OddswireError, OSError) as e:
-                    if self._stopping:
-                        break
-                    self._error(e)
-                if self._stopping:
-                    break
-                self.gate.trip(self._stale_reason or "disconnected")
-                self._stale_reason = None
-                self.stats_counters.reconnects += 1
-                if connected:
-                    delays = self.policy.delays()
-                delay = next(delays, None)
-                if delay is None:
-                    raise ConnectError("DATA.BET: reconnect attempts exhausted")
-                if delay:
-                    await asyncio.sleep(delay)
-        finally:
-            self._running = False
-            watchdog.cancel()
-            persister.cancel()
-            self._flush()
-            await self.callbacks.drain()
-            for t in list(self._tasks):
-                t.cancel()
+            if self.version is None:
+                await self._snapshot()
+            self._established = True
+            await self._stream_log()
+        except ResyncRequired as e:  # straight back, with a fresh backoff: /all is next
+            self.stats_counters.resyncs += 1
+            self.version = None
+            self._established = True
+            self.callbacks.emit("resync", str(e))
+        except HTTPStatusError as e:
+            if e.status in (400, 401, 403):
+                self._error(e)
+            raise
+
+    def _is_fatal(self, exc: BaseException) -> bool:
+        return super()._is_fatal(exc) or (
+            isinstance(exc, HTTPStatusError) and exc.status in (400, 401, 403))
+
+    def _background(self) -> list[Any]:
+        return [self._watchdog(), self._persist_loop()]
+
+    def _finished(self) -> None:
+        self._flush()
 
     async def stop(self) -> None:
         """End ``run()``; the last applied version is persisted before it returns."""
@@ -348,11 +310,7 @@ class DatabetClient:
 
     def _health_changed(self, healthy: bool, reason: str) -> None:
         self.table.healthy = healthy
-        if healthy:
-            self.callbacks.emit("healthy")
-        else:
-            log.warning("DATA.BET feed stale: %s", reason)
-            self.callbacks.emit("stale", reason)
+        super()._health_changed(healthy, reason)
 
     def _go_stale(self, reason: str) -> None:
         self._stale_reason = reason
@@ -394,11 +352,4 @@ class DatabetClient:
                 self._error(e)
             finally:
                 self._refetching.discard(sport_event_id)
-        task = asyncio.ensure_future(go())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _error(self, exc: BaseException) -> None:
-        self.stats_counters.errors += 1
-        log.debug("DATA.BET: %s", exc)
-        self.callbacks.emit("error", exc)
+        self._spawn(go())

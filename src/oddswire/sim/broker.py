@@ -1,0 +1,532 @@
+"""The broker platform stream on loopback: a picows WebSocket server speaking
+``shared/specs/broker-ws.md``.
+
+- ``{"authorization": JWT}``: HS256 tokens from ``TokenSigner`` (shared secret). Claims:
+  ``session_type`` (``SESSION_USER`` with ``login``, or ``SESSION_CUSTOMER`` with
+  ``customer_id``; any other type is ``UNSUPPORTED_SESSION``) and an optional ``exp``. A bad
+  signature, a missing claim or an expired token is ``INVALID_TOKEN``.
+- ``account.switch`` in every form (``active_login``, the ``login`` alias, no login for
+  SESSION_USER, the ``data`` object), with the spec's ownership rules: ``customers`` maps a
+  customer id to its linked logins. Errors ``INVALID_LOGIN``, ``UNAUTHORIZED``,
+  ``PERMISSION_DENIED`` and (injected) ``SESSION_CHANGED``. Every successful switch, also
+  to the same account, fires the back-office workflow: a ``"n"`` notification follows.
+- ``subscribe`` / ``unsubscribe`` symbol channels; quotes ``["t", symbol, bid, ask, ts]``
+  from a seeded random walk at ``rate`` quotes per second per symbol (``None``: as fast
+  as the socket drains, from a pre-encoded cycle of frames, for benchmarks).
+- Account-scoped pushes (``push_balance``, ``push_trade``, ``push_alert``,
+  ``push_notification``, or ``account_rate`` per second of each) go only to sessions whose
+  active login matches.
+- Text ``ping`` -> ``pong``.
+
+Faults: ``drop()`` (optionally cutting a frame in half first), ``stall(s)`` (nothing sent,
+pongs included), ``ignore_pings``, ``inject_malformed()``, ``inject_unknown_marker()``,
+``session_change_next()``.
+
+Wire assumptions (the spec leaves the array field order open; ``oddswire.broker`` uses the
+same defaults): ``["b", login, balance, equity, margin, free_margin, currency, ts]``,
+``["o", login, order_id, symbol, side, volume, price, state, ts]``,
+``["a", login, alert_id, symbol, price, ts]``, ``["n", login, id, kind, data, ts]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import math
+import random
+import ssl
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from picows import (
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    ws_create_server,
+)
+
+__all__ = ["DEFAULT_SYMBOLS", "BrokerSimulator", "QuoteWalk", "TokenError", "TokenSigner"]
+
+#: symbol -> (starting mid, tick size, typical spread in ticks)
+DEFAULT_SYMBOLS: dict[str, tuple[float, float, int]] = {
+    "eurusd": (1.08520, 0.00001, 2), "gbpusd": (1.27140, 0.00001, 3),
+    "usdjpy": (151.203, 0.001, 2), "usdchf": (0.88410, 0.00001, 3),
+    "audusd": (0.65830, 0.00001, 2), "usdcad": (1.36420, 0.00001, 3),
+    "xauusd": (2351.45, 0.01, 30), "xagusd": (28.215, 0.001, 25),
+    "btcusd": (67250.0, 0.5, 40), "ethusd": (3512.5, 0.05, 30),
+    "us500": (5231.4, 0.1, 5), "ger40": (18152.0, 0.5, 4),
+}
+
+
+class TokenError(ValueError):
+    pass
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass
+class TokenSigner:
+    """HS256 JWTs with a shared secret: enough to exercise the auth paths, not for prod."""
+
+    secret: bytes
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        head = _b64(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
+        body = _b64(orjson.dumps(claims))
+        mac = hmac.new(self.secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+        return f"{head}.{body}.{_b64(mac)}"
+
+    def user(self, login: int, **extra: Any) -> str:
+        return self.sign({"session_type": "SESSION_USER", "login": login, **extra})
+
+    def customer(self, customer_id: int, **extra: Any) -> str:
+        return self.sign({"session_type": "SESSION_CUSTOMER", "customer_id": customer_id,
+                          **extra})
+
+    def verify(self, token: Any) -> dict[str, Any]:
+        if not isinstance(token, str) or token.count(".") != 2:
+            raise TokenError("not a JWT")
+        head, body, mac = token.split(".")
+        want = hmac.new(self.secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+        try:
+            ok = hmac.compare_digest(_unb64(mac), want)
+            header, claims = orjson.loads(_unb64(head)), orjson.loads(_unb64(body))
+        except (ValueError, orjson.JSONDecodeError) as e:
+            raise TokenError("undecodable token") from e
+        if not ok or not isinstance(header, dict) or header.get("alg") != "HS256":
+            raise TokenError("bad signature")
+        if not isinstance(claims, dict):
+            raise TokenError("claims are not an object")
+        exp = claims.get("exp")
+        if exp is not None and (not isinstance(exp, int | float) or exp < time.time()):
+            raise TokenError("expired")
+        return claims
+
+
+class QuoteWalk:
+    """Seeded random-walk bid/ask per symbol, rounded to each symbol's tick."""
+
+    def __init__(self, symbols: dict[str, tuple[float, float, int]] | None = None,
+                 seed: int = 1) -> None:
+        self.spec = dict(symbols or DEFAULT_SYMBOLS)
+        self.rng = random.Random(seed)
+        self.mid = {s: m for s, (m, _, _) in self.spec.items()}
+        self.digits = {s: max(0, round(-math.log10(t))) for s, (_, t, _) in self.spec.items()}
+
+    def next(self, symbol: str) -> tuple[float, float]:
+        _, tick, spread = self.spec[symbol]
+        mid = self.mid[symbol] + self.rng.choice((-1, 0, 0, 1)) * tick * self.rng.randint(1, 3)
+        self.mid[symbol] = mid = max(mid, tick * 100)
+        half = spread * tick / 2
+        d = self.digits[symbol]
+        return round(mid - half, d), round(mid + half, d)
+
+
+def ws_frame_bytes(payload: bytes) -> bytes:
+    """A server-to-client (unmasked) final TEXT frame on the wire."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+@dataclass
+class Session:
+    """One client connection as the server sees it."""
+
+    id: int
+    transport: WSTransport
+    claims: dict[str, Any] | None = None
+    active_login: int | None = None
+    symbols: set[str] = field(default_factory=set)
+    received: list[Any] = field(default_factory=list)
+    paused: bool = False
+
+
+class _ServerListener(WSListener):
+    def __init__(self, sim: BrokerSimulator) -> None:
+        super().__init__()
+        self.sim = sim
+        self.session: Session | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.session = self.sim._connected(transport)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.session is not None:
+            self.sim._sessions.pop(self.session.id, None)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
+            return
+        if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY) and self.session is not None:
+            self.sim._message(self.session, frame.get_payload_as_bytes())
+
+    def pause_writing(self) -> None:
+        if self.session is not None:
+            self.session.paused = True
+
+    def resume_writing(self) -> None:
+        if self.session is not None:
+            self.session.paused = False
+            self.sim._drained.set()
+
+
+class BrokerSimulator:
+    """``async with BrokerSimulator(secret=b"k", customers={7: [2000009, 2000010]}) as sim:``
+
+    ``sim.url`` is the ``ws://`` (or ``wss://`` with ``ssl_context``) address on 127.0.0.1.
+    ``rate``: quotes per second per subscribed symbol (0: none; ``None``: as fast as the
+    socket drains). ``clock``: ``"ms"`` (epoch milliseconds, the default) or
+    ``"monotonic_ns"`` (``time.perf_counter_ns()``, for one-host latency measurement).
+    """
+
+    def __init__(self, *, secret: bytes = b"oddswire-sim-secret",
+                 customers: dict[int, Iterable[int]] | None = None,
+                 symbols: dict[str, tuple[float, float, int]] | None = None,
+                 rate: float | None = 10.0, account_rate: float = 0.0,
+                 clock: str = "ms", seed: int = 1, notify_on_switch: bool = True,
+                 ssl_context: ssl.SSLContext | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        if clock not in ("ms", "monotonic_ns"):
+            raise ValueError("clock must be 'ms' or 'monotonic_ns'")
+        self.signer = TokenSigner(secret)
+        self.customers = {c: set(ls) for c, ls in (customers or {}).items()}
+        self.walk = QuoteWalk(symbols, seed)
+        self.symbols = list(self.walk.spec)
+        self.rate = rate
+        self.account_rate = account_rate
+        self.clock: Callable[[], int] = (time.perf_counter_ns if clock == "monotonic_ns"
+                                         else lambda: time.time_ns() // 1_000_000)
+        self.notify_on_switch = notify_on_switch
+        self.ssl_context = ssl_context
+        self.host, self.port = host, port
+        self.rng = random.Random(seed ^ 0xB20C)
+        self.connections = 0
+        self.quotes_sent = 0
+        self.log: list[tuple[int, str, Any]] = []  # (session, event, detail)
+        self.ignore_pings = False
+        self._sessions: dict[int, Session] = {}
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stall_until = 0.0
+        self._session_change = 0
+        self._seq = 0
+        self._drained = asyncio.Event()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> BrokerSimulator:
+        self._server = await ws_create_server(
+            lambda request: self._route(request), self.host, self.port, ssl=self.ssl_context,
+            websocket_handshake_timeout=5, enable_auto_pong=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._spawn(self._quote_loop() if self.rate is not None else self._blast_loop())
+        if self.account_rate:
+            self._spawn(self._account_loop())
+        return self
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for s in list(self._sessions.values()):
+            s.transport.disconnect(graceful=False)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> BrokerSimulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}/"
+
+    @property
+    def sessions(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    # --- pushes --------------------------------------------------------------------------
+
+    def push(self, login: int, frame: list[Any]) -> int:
+        """Send an account-scoped compact array to the sessions whose active login is
+        ``login``; returns how many got it."""
+        data = orjson.dumps(frame)
+        n = 0
+        for s in self._sessions.values():
+            if s.active_login == login and self._live():
+                s.transport.send(WSMsgType.TEXT, data)
+                n += 1
+        return n
+
+    def push_balance(self, login: int, balance: float, equity: float | None = None,
+                     margin: float = 0.0, currency: str = "USD") -> int:
+        equity = balance if equity is None else equity
+        return self.push(login, ["b", login, balance, equity, margin, equity - margin, currency,
+                                 self.clock()])
+
+    def push_trade(self, login: int, order_id: int, symbol: str, side: str, volume: float,
+                   price: float, state: str = "filled") -> int:
+        return self.push(login, ["o", login, order_id, symbol, side, volume, price, state,
+                                 self.clock()])
+
+    def push_alert(self, login: int, alert_id: int, symbol: str, price: float) -> int:
+        return self.push(login, ["a", login, alert_id, symbol, price, self.clock()])
+
+    def push_notification(self, login: int, kind: str, data: Any = None) -> int:
+        self._seq += 1
+        return self.push(login, ["n", login, self._seq, kind, data, self.clock()])
+
+    def send_raw(self, payload: bytes) -> None:
+        """Send a text frame as it is to every session (malformed data, new markers)."""
+        for s in self._sessions.values():
+            s.transport.send(WSMsgType.TEXT, payload)
+
+    # --- faults --------------------------------------------------------------------------
+
+    def drop(self, mid_frame: bool = False) -> int:
+        """Abort every connection (after half a quote frame with ``mid_frame``)."""
+        n = 0
+        for s in list(self._sessions.values()):
+            if mid_frame:
+                s.transport.underlying_transport.write(ws_frame_bytes(
+                    orjson.dumps(["t", "eurusd", 1.1, 1.2, self.clock()]))[:9])
+            s.transport.underlying_transport.abort()
+            n += 1
+        return n
+
+    def stall(self, seconds: float) -> None:
+        """Send nothing at all (quotes, replies, pongs) for ``seconds``."""
+        self._stall_until = time.monotonic() + seconds
+
+    def inject_malformed(self) -> None:
+        self.send_raw(b'["t","eurusd",1.0852,"oops",')
+
+    def inject_unknown_marker(self, marker: str = "z") -> None:
+        self.send_raw(orjson.dumps([marker, 1, {"new": "feature"}]))
+
+    def session_change_next(self) -> None:
+        """The next account.switch answers SESSION_CHANGED."""
+        self._session_change += 1
+
+    # --- protocol ------------------------------------------------------------------------
+
+    def _route(self, request: WSUpgradeRequest) -> WSListener:
+        return _ServerListener(self)
+
+    def _connected(self, transport: WSTransport) -> Session:
+        self.connections += 1
+        s = Session(self.connections, transport)
+        self._sessions[s.id] = s
+        return s
+
+    def _live(self) -> bool:
+        return time.monotonic() >= self._stall_until
+
+    def _reply(self, s: Session, obj: dict[str, Any]) -> None:
+        if self._live():
+            s.transport.send(WSMsgType.TEXT, orjson.dumps(obj))
+
+    def _message(self, s: Session, payload: bytes) -> None:
+        if payload == b"ping":
+            self.log.append((s.id, "ping", None))
+            if not self.ignore_pings and self._live():
+                s.transport.send(WSMsgType.TEXT, b"pong")
+            return
+        try:
+            msg = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self.log.append((s.id, "garbage", payload))
+            return
+        s.received.append(msg)
+        if not isinstance(msg, dict):
+            return
+        if "authorization" in msg:
+            self._authorize(s, msg["authorization"])
+            return
+        event = msg.get("event")
+        if event == "account.switch":
+            self._switch(s, msg)
+        elif event in ("subscribe", "unsubscribe"):
+            data = msg.get("data")
+            if s.claims is None or not isinstance(data, list):
+                self.log.append((s.id, f"{event}-ignored", data))
+                return
+            names = {x for x in data if isinstance(x, str)}
+            if event == "subscribe":
+                s.symbols |= names
+            else:
+                s.symbols -= names
+            self.log.append((s.id, event, sorted(names)))
+
+    def _authorize(self, s: Session, token: Any) -> None:
+        try:
+            claims = self.signer.verify(token)
+        except TokenError as e:
+            self.log.append((s.id, "auth-failed", str(e)))
+            self._reply(s, {"event": "authorization", "success": False, "error": "INVALID_TOKEN"})
+            return
+        kind = claims.get("session_type")
+        if (kind == "SESSION_USER" and _is_login(claims.get("login"))) or (
+                kind == "SESSION_CUSTOMER" and _is_login(claims.get("customer_id"))):
+            s.claims, s.active_login = claims, None
+            self.log.append((s.id, "authorized", kind))
+            self._reply(s, {"event": "authorization", "success": True})
+        elif kind in ("SESSION_USER", "SESSION_CUSTOMER"):
+            self._reply(s, {"event": "authorization", "success": False, "error": "INVALID_TOKEN"})
+        else:
+            self._reply(s, {"event": "authorization", "success": False,
+                            "error": "UNSUPPORTED_SESSION"})
+
+    def _switch(self, s: Session, msg: dict[str, Any]) -> None:
+        data = msg.get("data")
+        src: dict[str, Any] = data if isinstance(data, dict) else msg
+        requested = src.get("active_login", src.get("login"))
+        answer: dict[str, Any] = {"event": "account.switch"}
+        if requested is not None:
+            answer["active_login"] = requested
+        claims = s.claims
+        if claims is None:
+            error: str | None = "UNAUTHORIZED"
+        elif requested is not None and not _is_login(requested):
+            error = "INVALID_LOGIN"
+        elif claims["session_type"] == "SESSION_USER":
+            requested = claims["login"] if requested is None else requested
+            error = None if requested == claims["login"] else "PERMISSION_DENIED"
+        elif requested is None:
+            error = "INVALID_LOGIN"
+        else:
+            linked = self.customers.get(claims["customer_id"], set())
+            error = None if requested in linked else "PERMISSION_DENIED"
+        if error is None and self._session_change:
+            self._session_change -= 1
+            error = "SESSION_CHANGED"
+        self.log.append((s.id, "switch", error or requested))
+        if error is not None:
+            self._reply(s, {**answer, "success": False, "error": error})
+            return
+        s.active_login = requested
+        self._reply(s, {**answer, "success": True, "active_login": requested})
+        if self.notify_on_switch:
+            assert requested is not None
+            self.push_notification(requested, "account.switch", {"login": requested})
+
+    async def _quote_loop(self) -> None:
+        """Paced quotes: every tick, each symbol earns ``rate * tick`` quotes."""
+        assert self.rate is not None
+        tick = 0.002
+        credit = dict.fromkeys(self.symbols, 0.0)
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += tick
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            if not self._live() or not self._sessions:
+                continue
+            for sym in self.symbols:
+                credit[sym] += self.rate * tick
+                while credit[sym] >= 1.0:
+                    credit[sym] -= 1.0
+                    bid, ask = self.walk.next(sym)
+                    data = orjson.dumps(["t", sym, bid, ask, self.clock()])
+                    for s in self._sessions.values():
+                        if sym in s.symbols:
+                            s.transport.send(WSMsgType.TEXT, data)
+                            self.quotes_sent += 1
+
+    async def _blast_loop(self) -> None:
+        """Full speed: a pre-encoded cycle of quote frames written straight to the socket
+        while it drains (picows flow control), to every subscribed session."""
+        frames = []
+        for i in range(4096):
+            sym = self.symbols[i % len(self.symbols)]
+            bid, ask = self.walk.next(sym)
+            frames.append(ws_frame_bytes(orjson.dumps(["t", sym, bid, ask, self.clock()])))
+        blob, per_blob = b"".join(frames), len(frames)
+        while True:
+            sent = False
+            for s in list(self._sessions.values()):
+                if s.symbols and not s.paused and self._live():
+                    s.transport.underlying_transport.write(blob)
+                    self.quotes_sent += per_blob
+                    sent = True
+            if not sent:
+                self._drained.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._drained.wait(), 0.01)
+            else:
+                await asyncio.sleep(0)
+
+    async def _account_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0 / self.account_rate)
+            for s in list(self._sessions.values()):
+                login = s.active_login
+                if login is None:
+                    continue
+                sym = self.rng.choice(self.symbols)
+                self.push_balance(login, round(self.rng.uniform(1e3, 1e5), 2))
+                self._seq += 1
+                self.push_trade(login, self._seq, sym, self.rng.choice(("buy", "sell")),
+                                round(self.rng.uniform(0.01, 5), 2), self.walk.next(sym)[1])
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _is_login(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    sim = BrokerSimulator(rate=None if args.rate < 0 else args.rate, clock=args.clock,
+                          port=args.port, customers={1: [2000009, 2000010]})
+    await sim.start()
+    print(f"LISTENING {sim.url}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    """``python -m oddswire.sim.broker [--rate N|-1] [--clock ms|monotonic_ns]``: run the
+    simulator in its own process (the benchmarks do, so server and client use two cores)."""
+    p = argparse.ArgumentParser(prog="python -m oddswire.sim.broker")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--rate", type=float, default=10.0, help="quotes/s per symbol; -1: max")
+    p.add_argument("--clock", default="ms", choices=("ms", "monotonic_ns"))
+    p.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
+    args = p.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+        uvloop.run(_serve(args))
+    else:
+        asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()
