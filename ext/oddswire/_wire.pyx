@@ -130,6 +130,12 @@ cdef class BrokerListener(WSListener):
             ptr = <const char*>&view[0]
         self._frame(msg_type, ptr, view.shape[0], fin, last_in_buffer)
 
+    def set_on_quote(self, on_quote):
+        """Replace the quote callback (None: quotes only update the book)."""
+        if on_quote is not None and not self.quote_rows and not self.book.has_quote_fields:
+            raise ValueError("the book's schema has no bid/ask/ts fields: use quote_rows=True")
+        self._on_quote = on_quote
+
     def flush(self):
         """Deliver the conflated quotes still pending."""
         self._flush()

@@ -8,6 +8,7 @@ formatted into any message or ``repr``.
 from __future__ import annotations
 
 __all__ = [
+    "AccountSwitchError",
     "AuthError",
     "BuildError",
     "CallbackError",
@@ -81,7 +82,23 @@ class DecodeError(OddswireError, ValueError):
 
 
 class AuthError(OddswireError):
-    """Authentication was refused; the client stops instead of retrying in a storm."""
+    """Authentication was refused; the client stops instead of retrying in a storm.
+    ``code`` is the server's error code (``INVALID_TOKEN``, ...), never the credential."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AccountSwitchError(OddswireError):
+    """The server refused an ``account.switch``: ``code`` (``PERMISSION_DENIED``, ...) and
+    the ``login`` it named."""
+
+    def __init__(self, code: str, login: object = None) -> None:
+        super().__init__(f"account.switch refused: {code}" + (f" (login {login})"
+                                                              if login is not None else ""))
+        self.code = code
+        self.login = login
 
 
 class ConnectError(OddswireError):
