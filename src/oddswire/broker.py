@@ -274,7 +274,10 @@ class BrokerClient(FeedClient):
                     f"broker: no authorization answer within {self.auth_timeout}s") from None
             self._established = True
             self._after_auth()
-            await transport.wait_disconnected()
+            try:
+                await transport.wait_disconnected()
+            except WSError as e:  # picows' frame parser: garbage on the wire
+                raise ProtocolError(f"broker: WebSocket protocol error: {e}") from e
         finally:
             self._authorized = False
             self._transport = None
@@ -394,7 +397,6 @@ class BrokerClient(FeedClient):
         if isinstance(exc, DecodeError | ProtocolError):
             self._error(exc)
         else:  # the quote callback raised
-            self.stats_counters.errors += 1
             self.callbacks.report("quote", exc)
 
     def _on_sample(self, t0: int, t1: int) -> None:

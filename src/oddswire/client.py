@@ -75,6 +75,7 @@ class CallbackRegistry:
         self._callbacks: dict[str, list[Callable[..., Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.callback_ns = LatencyHistogram()
+        self.failures = 0
 
     def on(self, name: str, fn: F | None = None) -> Any:
         if self._names is not None and name not in self._names:
@@ -133,6 +134,7 @@ class CallbackRegistry:
         task.add_done_callback(done)
 
     def _failed(self, name: str, exc: BaseException) -> None:
+        self.failures += 1
         err = CallbackError(f"callback for {name!r} raised {type(exc).__name__}: {exc}")
         err.__cause__ = exc
         log.error("%s", err, exc_info=exc)
@@ -283,6 +285,7 @@ class Stats:
         }
         if callbacks is not None:
             out["callback"] = callbacks.callback_ns.summary()
+            out["callback_errors"] = callbacks.failures
         return out
 
 

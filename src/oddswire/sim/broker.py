@@ -312,6 +312,9 @@ class BrokerSimulator:
         """Abort every connection (after half a quote frame with ``mid_frame``)."""
         n = 0
         for s in list(self._sessions.values()):
+            # Forget it first: nothing may follow the cut (picows writes straight to the fd
+            # until asyncio closes it, so a later send would land after the partial frame).
+            del self._sessions[s.id]
             if mid_frame:
                 s.transport.underlying_transport.write(ws_frame_bytes(
                     orjson.dumps(["t", "eurusd", 1.1, 1.2, self.clock()]))[:9])
