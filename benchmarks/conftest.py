@@ -20,11 +20,17 @@ class Recorder:
         self.benchmark = benchmark
 
     def __call__(self, group: str, library: str, kind: str, fn: Any, *, nbytes: int,
-                 units: int, unit: str, result: Any, expected: Any) -> None:
-        """Run fn under pytest-benchmark; kind is 'oddswire', 'twin' or 'peer'."""
+                 units: int, unit: str, result: Any, expected: Any,
+                 rounds: int | None = None) -> None:
+        """Run fn under pytest-benchmark; kind is 'oddswire', 'twin', 'peer' or 'ceiling'
+        (a bound, such as counting frames without decoding: in the table, not a ratio
+        base). ``rounds``: run fn exactly that many times (end-to-end runs)."""
         self.benchmark.group = group
         self.benchmark.extra_info["library"] = library
-        got = self.benchmark(fn)
+        if rounds is None:
+            got = self.benchmark(fn)
+        else:
+            got = self.benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
         agreed = result(got) == expected
         mean = self.benchmark.stats.stats.mean
         self.benchmark.extra_info.update(
@@ -39,21 +45,39 @@ def bench(benchmark: Any) -> Recorder:
     return Recorder(benchmark)
 
 
+_LATENCY: dict[str, dict[str, tuple[float, float, float, int]]] = defaultdict(dict)
+
+
+def record_latency(group: str, library: str, samples_ns: list[int]) -> None:
+    """One library's latency samples (ns) for the end-of-run percentile table."""
+    xs = sorted(samples_ns)
+    pick = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))] / 1e3  # noqa: E731
+    _LATENCY[group][library] = (pick(0.5), pick(0.99), pick(0.999), len(xs))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for group, lat in _LATENCY.items():
+        terminalreporter.write_line("")
+        terminalreporter.write_line(f"### {group}")
+        terminalreporter.write_line("| library | p50 µs | p99 µs | p99.9 µs | samples |")
+        terminalreporter.write_line("|---|---:|---:|---:|---:|")
+        for name, (p50, p99, p999, n) in sorted(lat.items(), key=lambda kv: kv[1][1]):
+            terminalreporter.write_line(f"| {name} | {p50:.1f} | {p99:.1f} | {p999:.1f} | {n} |")
     for group, rows in _RESULTS.items():
-        twin = [r for r in rows.values() if r["kind"] == "twin"]
-        peers = [r for r in rows.values() if r["kind"] == "peer"]
-        best_peer = min((r["mean"] for r in peers), default=None)
-        tw = twin[0]["mean"] if twin else None
+        # Ratios of throughput (units/s), so runs of different lengths compare fairly.
+        rate = {name: r["units"] / r["mean"] for name, r in rows.items()}
+        twin = [rate[n] for n, r in rows.items() if r["kind"] == "twin"]
+        best_peer = max((rate[n] for n, r in rows.items() if r["kind"] == "peer"), default=None)
+        tw = twin[0] if twin else None
         terminalreporter.write_line("")
         terminalreporter.write_line(f"### {group}")
         unit = next(iter(rows.values()))["unit"]
         terminalreporter.write_line(
             f"| library | MB/s | {unit}/s | x twin | x best peer | agreed |")
         terminalreporter.write_line("|---|---:|---:|---:|---:|:---:|")
-        for name, r in sorted(rows.items(), key=lambda kv: kv[1]["mean"]):
-            x_twin = f"{tw / r['mean']:.1f}" if tw else "-"
-            x_peer = f"{best_peer / r['mean']:.2f}" if best_peer else "-"
+        for name, r in sorted(rows.items(), key=lambda kv: -rate[kv[0]]):
+            x_twin = f"{rate[name] / tw:.1f}" if tw else "-"
+            x_peer = f"{rate[name] / best_peer:.2f}" if best_peer else "-"
             terminalreporter.write_line(
                 f"| {name} | {r['nbytes'] / r['mean'] / 1e6:,.0f} | "
                 f"{r['units'] / r['mean']:,.0f} | {x_twin} | {x_peer} | "

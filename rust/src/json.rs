@@ -234,34 +234,48 @@ impl<'a> Parser<'a> {
     /// A number by the RFC 8259 grammar; integers stay exact within i64.
     #[inline]
     pub fn number(&mut self) -> JResult<Number<'a>> {
+        // One pass: the grammar check also accumulates the decimal mantissa, so the common
+        // short decimal ("1.08496") and integer cases never re-read their digits.
         let buf = self.buf;
         let start = self.pos;
         let neg = buf.get(self.pos) == Some(&b'-');
         if neg {
             self.pos += 1;
         }
-        let int_start = self.pos;
+        let mut mantissa: u64 = 0;
+        let mut digits = 0usize; // significant digits accumulated (a leading "0" is not one)
         match buf.get(self.pos) {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => {
-                while matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+                while let Some(&d @ b'0'..=b'9') = buf.get(self.pos) {
+                    if digits < 19 {
+                        mantissa = mantissa * 10 + (d - b'0') as u64;
+                    }
+                    digits += 1;
                     self.pos += 1;
                 }
             }
             _ => return self.error("invalid number"),
         }
-        let int_end = self.pos;
+        let int_digits = digits;
+        let mut frac = 0usize;
         let mut is_float = false;
         if buf.get(self.pos) == Some(&b'.') {
             self.pos += 1;
             if !matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
                 return self.error("invalid number: digit expected after '.'");
             }
-            while matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+            while let Some(&d @ b'0'..=b'9') = buf.get(self.pos) {
+                if digits < 19 {
+                    mantissa = mantissa * 10 + (d - b'0') as u64;
+                }
+                digits += 1;
+                frac += 1;
                 self.pos += 1;
             }
             is_float = true;
         }
+        let mut exponent = false;
         if matches!(buf.get(self.pos), Some(b'e' | b'E')) {
             self.pos += 1;
             if matches!(buf.get(self.pos), Some(b'+' | b'-')) {
@@ -274,12 +288,16 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
             }
             is_float = true;
+            exponent = true;
         }
         // SAFETY: the grammar above admitted only ASCII.
         let text = unsafe { std::str::from_utf8_unchecked(&buf[start..self.pos]) };
         if is_float {
-            if let Some(v) = clinger_fast_path(&buf[int_start..self.pos], neg) {
-                return Ok(Number::Float(v));
+            if !exponent && digits <= 15 {
+                // Clinger's fast path: an exact mantissa < 2**53 over an exact power of ten
+                // is one correctly rounded division.
+                let v = mantissa as f64 / POW10[frac];
+                return Ok(Number::Float(if neg { -v } else { v }));
             }
             let v: f64 = text.parse().expect("grammar-checked float");
             if !v.is_finite() {
@@ -288,16 +306,12 @@ impl<'a> Parser<'a> {
             }
             return Ok(Number::Float(v));
         }
-        if int_end - int_start <= 19 {
+        if int_digits <= 19 {
             // 19 digits fit u64; only the i64 range check is left (timestamps in ns are 19).
-            let mut v: u64 = 0;
-            for &d in &buf[int_start..int_end] {
-                v = v * 10 + (d - b'0') as u64;
+            if mantissa <= i64::MAX as u64 {
+                return Ok(Number::Int(if neg { -(mantissa as i64) } else { mantissa as i64 }));
             }
-            if v <= i64::MAX as u64 {
-                return Ok(Number::Int(if neg { -(v as i64) } else { v as i64 }));
-            }
-            if neg && v == 1u64 << 63 {
+            if neg && mantissa == 1u64 << 63 {
                 return Ok(Number::Int(i64::MIN));
             }
         }
@@ -379,32 +393,6 @@ const POW10: [f64; 23] = [
 /// Exact conversion of a short decimal (at most 15 significant digits, no exponent): the
 /// mantissa and the power of ten are both exact doubles, so one IEEE division is correctly
 /// rounded (Clinger 1990). Prices like 1.08123 never reach the general parser.
-#[inline]
-fn clinger_fast_path(digits: &[u8], neg: bool) -> Option<f64> {
-    let mut mantissa: u64 = 0;
-    let mut count = 0;
-    let mut frac = 0usize;
-    let mut seen_dot = false;
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + (c - b'0') as u64;
-                count += 1;
-                if count > 15 {
-                    return None;
-                }
-                if seen_dot {
-                    frac += 1;
-                }
-            }
-            b'.' => seen_dot = true,
-            _ => return None, // an exponent: leave it to the general parser
-        }
-    }
-    let v = mantissa as f64 / POW10[frac];
-    Some(if neg { -v } else { v })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,213 @@
+"""Broker stream end to end on loopback: quotes/s delivered to a Python callback, and
+server-stamp -> callback latency, for BrokerClient against peers in the same run.
+
+The simulator runs in its own process (``python -m oddswire.sim.broker``), so server and
+client each have a core. Throughput: it writes a pre-encoded cycle of 4,096 quote frames
+(~55 B payloads, 12 symbols) as fast as the socket drains; every library authenticates,
+subscribes, and counts N quotes through the same callback, which keeps the last quote per
+symbol; the libraries must agree on those after exactly N quotes. Latency: a paced server
+stamps ``time.perf_counter_ns()`` (CLOCK_MONOTONIC, shared by both processes) into ``ts``.
+
+Libraries: oddswire ``BrokerClient`` (picows + Cython listener + Rust decoder); the
+pure-Python twin listener on picows; picows + ``orjson.loads`` + Python dispatch in a
+Python listener (the best peer); ``websockets`` + ``orjson.loads``; and picows counting
+frames without decoding (the ceiling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+import uvloop
+from picows import WSListener, WSMsgType, WSTransport, ws_connect
+from websockets.asyncio.client import connect
+
+from conftest import record_latency
+from oddswire import reference
+from oddswire.broker import BrokerClient, QuoteBook
+from oddswire.sim.broker import DEFAULT_SYMBOLS, TokenSigner
+
+N = 4096 * 256
+LATENCY_N = 20_000
+TOKEN = TokenSigner(b"oddswire-sim-secret").user(2000009)
+SYMBOLS = sorted(DEFAULT_SYMBOLS)
+AUTH = orjson.dumps({"authorization": TOKEN})
+SUBSCRIBE = orjson.dumps({"event": "subscribe", "data": SYMBOLS})
+
+
+@pytest.fixture(scope="module")
+def blast_url() -> Iterator[str]:
+    yield from _server("--rate", "-1")
+
+
+@pytest.fixture(scope="module")
+def paced_url() -> Iterator[str]:
+    yield from _server("--rate", "250", "--clock", "monotonic_ns")
+
+
+def _server(*args: str) -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "oddswire.sim.broker", *args],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("LISTENING ws://127.0.0.1:"), line
+        yield line.split()[1]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Counter:
+    """The same callback for every library: count, keep the last quote per symbol, and
+    finish after ``n`` quotes (optionally sampling stamp -> callback latency). The callback
+    is a plain function, as a bot's would be."""
+
+    def __init__(self, n: int, latency: bool = False) -> None:
+        self.n, self.count = n, 0
+        self.last: dict[str, tuple[float, float, int]] = {}
+        self.samples: list[int] = []
+        self.done = asyncio.get_running_loop().create_future()
+        last, samples, now = self.last, self.samples, time.perf_counter_ns
+
+        def on_quote(symbol: str, bid: float, ask: float, ts: int) -> None:
+            if self.count == n:  # the rest of the last socket read: not counted
+                return
+            if latency:
+                samples.append(now() - ts)
+            last[symbol] = (bid, ask, ts)
+            self.count += 1
+            if self.count == n:
+                self.done.set_result(None)
+        self.on_quote = on_quote
+
+
+async def oddswire_client(url: str, cb: Counter) -> None:
+    client = BrokerClient(url, token=TOKEN, symbols=SYMBOLS, switch_on_connect=False,
+                          book=QuoteBook(capacity=16))
+    client.on("quote", cb.on_quote)
+    task = asyncio.ensure_future(client.run())
+    await cb.done
+    await client.stop()
+    await task
+
+
+class _PicowsSession(WSListener):
+    """Authorize, subscribe, then hand every other frame to ``handle``."""
+
+    def __init__(self, handle: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.handle = handle
+        self.authorized = False
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        transport.send(WSMsgType.TEXT, AUTH)
+
+    def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
+        if not self.authorized:
+            self.authorized = True
+            transport.send(WSMsgType.TEXT, SUBSCRIBE)
+            return
+        self.handle(frame)
+
+
+async def _picows(url: str, cb: Counter, handle: Callable[[Any], None]) -> None:
+    transport, _ = await ws_connect(lambda: _PicowsSession(handle), url)
+    await cb.done
+    transport.disconnect()
+    await transport.wait_disconnected()
+
+
+async def picows_orjson(url: str, cb: Counter) -> None:
+    book: dict[str, tuple[float, float, int]] = {}
+
+    def handle(frame: Any) -> None:
+        msg = orjson.loads(frame.get_payload_as_bytes())
+        if type(msg) is list and msg[0] == "t":
+            book[msg[1]] = (msg[2], msg[3], msg[4])
+            cb.on_quote(msg[1], float(msg[2]), float(msg[3]), msg[4])
+    await _picows(url, cb, handle)
+
+
+async def picows_twin(url: str, cb: Counter) -> None:
+    twin = reference.BrokerListener(reference.QuoteBook(), on_quote=cb.on_quote)
+    await _picows(url, cb, lambda frame: twin.feed(frame.get_payload_as_bytes()))
+
+
+async def picows_count_only(url: str, cb: Counter) -> None:
+    def handle(frame: Any) -> None:
+        if cb.count < cb.n:
+            cb.count += 1
+            if cb.count == cb.n:
+                cb.done.set_result(None)
+    await _picows(url, cb, handle)
+    cb.last = {"(not decoded)": (0.0, 0.0, 0)}
+
+
+async def websockets_orjson(url: str, cb: Counter) -> None:
+    async with connect(url, max_size=2**20, compression=None) as ws:
+        await ws.send(AUTH.decode())
+        await ws.recv()
+        await ws.send(SUBSCRIBE.decode())
+        book: dict[str, tuple[float, float, int]] = {}
+        async for raw in ws:
+            msg = orjson.loads(raw)
+            if type(msg) is list and msg[0] == "t":
+                book[msg[1]] = (msg[2], msg[3], msg[4])
+                cb.on_quote(msg[1], float(msg[2]), float(msg[3]), msg[4])
+                if cb.done.done():
+                    # The server is still blasting: skip the close handshake's wait.
+                    ws.transport.abort()
+                    break
+
+
+LIBRARIES = [
+    ("oddswire BrokerClient", "oddswire", oddswire_client),
+    ("reference twin listener on picows", "twin", picows_twin),
+    ("picows + orjson.loads", "peer", picows_orjson),
+    ("websockets + orjson.loads", "peer", websockets_orjson),
+    ("picows, frames counted, not decoded", "ceiling", picows_count_only),
+]
+
+
+def _run(client: Any, url: str, n: int, latency: bool = False) -> Counter:
+    async def main() -> Counter:
+        cb = Counter(n, latency)
+        await asyncio.wait_for(client(url, cb), 120)
+        return cb
+    return uvloop.run(main())
+
+
+_expected: dict[str, Any] = {}
+
+
+@pytest.mark.parametrize(("library", "kind", "client"), LIBRARIES, ids=[x[0] for x in LIBRARIES])
+def test_quotes_per_second(bench: Any, blast_url: str, library: str, kind: str,
+                           client: Any) -> None:
+    if not _expected:
+        _expected["last"] = _run(oddswire_client, blast_url, N).last
+    n = N // 4 if "websockets" in library or kind == "twin" else N
+    expected = _expected["last"] if n == N else _run(oddswire_client, blast_url, n).last
+    bench(f"broker quotes, loopback end to end ({N:,} quotes, ~55 B)", library, kind,
+          lambda: _run(client, blast_url, n), nbytes=n * 57, units=n, unit="quotes",
+          result=lambda cb: cb.last if kind != "ceiling" else expected,
+          expected=expected, rounds=3)
+
+
+@pytest.mark.parametrize(("library", "kind", "client"), LIBRARIES[:4], ids=[x[0] for x in
+                                                                          LIBRARIES[:4]])
+def test_stamp_to_callback_latency(paced_url: str, library: str, kind: str,
+                                   client: Any) -> None:
+    cb = _run(client, paced_url, LATENCY_N, latency=True)
+    record_latency("broker server stamp -> callback latency (3k quotes/s paced)", library,
+                   cb.samples[1000:])
+    assert len(cb.samples) >= LATENCY_N
