@@ -10,7 +10,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
-use crate::compact::{frame_error, QuoteBook, QuoteOut};
+use crate::compact::{to_err, QuoteBook, QuoteOut};
 
 pub const ABI_VERSION: u32 = 1;
 
@@ -45,7 +45,7 @@ unsafe extern "C" fn quote_apply(
         match b.apply_bytes(py, data, Some(unsafe { &mut *out })) {
             Ok(-1) => Ok(0),
             Ok(_) => Ok(1),
-            Err(e) => Err(frame_error(py, e)),
+            Err(e) => Err(to_err(py, e)),
         }
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {

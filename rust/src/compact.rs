@@ -230,7 +230,7 @@ pub(crate) fn frame_bytes<'a>(frame: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]>
     Err(pyo3::exceptions::PyTypeError::new_err("frame must be bytes or str"))
 }
 
-fn to_err(py: Python<'_>, e: FrameError) -> PyErr {
+pub(crate) fn to_err(py: Python<'_>, e: FrameError) -> PyErr {
     decode_error(py, &format!("{} at byte {}", e.message, e.offset), Some(e.field))
 }
 
@@ -674,10 +674,6 @@ impl QuoteBook {
         }
         Ok(row as i64)
     }
-}
-
-pub(crate) fn frame_error(py: Python<'_>, e: FrameError) -> PyErr {
-    to_err(py, e)
 }
 
 #[cfg(test)]

@@ -189,7 +189,7 @@ class BrokerClient(FeedClient):
     def on(self, name: str, fn: Any = None) -> Any:
         registered = super().on(name, fn)
         if name == "quote" and self._listener is not None:
-            self._listener.set_on_quote(self._quote_target())
+            self._listener.set_on_quote(self.callbacks.direct("quote"))
         return registered
 
     def subscribe(self, symbols: Iterable[str]) -> None:
@@ -226,11 +226,15 @@ class BrokerClient(FeedClient):
             self._transport.disconnect()
 
     def stats(self) -> dict[str, Any]:
-        out = self.stats_counters.snapshot(self.callbacks)
-        out.update(self._counters)
+        # The listener counts in C; fold its totals in so messages/bytes and their rates
+        # come from the one shared snapshot.
+        totals = dict(self._counters)
         if self._listener is not None:
-            for k in self._counters:
-                out[k] += getattr(self._listener, k)
+            for k in totals:
+                totals[k] += getattr(self._listener, k)
+        self.stats_counters.messages, self.stats_counters.bytes = totals["frames"], totals["bytes"]
+        out = self.stats_counters.snapshot(self.callbacks)
+        out.update(totals)
         out.update(healthy=self.healthy, symbols=len(self.book), active_login=self.active_login,
                    subscribed=len(self._symbols))
         return out
@@ -241,7 +245,7 @@ class BrokerClient(FeedClient):
         loop = asyncio.get_running_loop()
         self._auth = loop.create_future()
         listener = BrokerListener(
-            self.book, on_quote=self._quote_target(), on_array=self._on_array,
+            self.book, on_quote=self.callbacks.direct("quote"), on_array=self._on_array,
             on_object=self._on_object, on_error=self._on_listener_error,
             on_disconnected=self._on_disconnected, on_sample=self._on_sample,
             quote_rows=self.quote_rows, conflate=self.conflate,
@@ -324,9 +328,6 @@ class BrokerClient(FeedClient):
         return self.url.split("?", 1)[0]  # a query may hold credentials
 
     # --- frames from the listener --------------------------------------------------------
-
-    def _quote_target(self) -> Callable[..., Any] | None:
-        return self.callbacks.direct("quote")
 
     def _on_array(self, payload: bytes) -> None:
         try:
