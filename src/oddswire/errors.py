@@ -12,6 +12,7 @@ __all__ = [
     "AuthError",
     "BuildError",
     "CallbackError",
+    "CertificateError",
     "ConfigError",
     "ConnectError",
     "DecodeError",
@@ -19,6 +20,7 @@ __all__ = [
     "HandshakeError",
     "OddswireError",
     "ProtocolError",
+    "RepeatedError",
     "ResyncRequired",
     "SequenceGapError",
     "StaleFeedError",
@@ -105,6 +107,17 @@ class ConnectError(OddswireError):
     """The transport could not be opened or was lost."""
 
 
+class RepeatedError(OddswireError):
+    """The same error repeated on one connection. The first one was reported as it
+    happened; this summary, sent when the connection ends, says how many more followed.
+    ``first`` is that first exception, ``count`` the number of repeats after it."""
+
+    def __init__(self, first: BaseException, count: int) -> None:
+        super().__init__(f"{count} more like: {type(first).__name__}: {first}")
+        self.first = first
+        self.count = count
+
+
 class HTTPStatusError(OddswireError):
     """An HTTP request got a status the protocol does not allow at that point."""
 
@@ -133,6 +146,12 @@ class CallbackError(OddswireError):
 
 class ConfigError(OddswireError, ValueError):
     """A client or codec was configured with an invalid argument."""
+
+
+class CertificateError(ConfigError):
+    """TLS verification failed (the server's certificate is not trusted, or names another
+    host, or our client certificate was refused): a configuration problem that retrying
+    will not fix, so the client stops."""
 
 
 class BuildError(ImportError):
