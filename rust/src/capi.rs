@@ -30,12 +30,7 @@ pub struct NativeApi {
 /// # Safety
 /// The caller holds the GIL, `book` is a live `QuoteBook` (checked once with
 /// `is_quote_book`), `buf` is valid for `len` bytes and `out` for one write.
-unsafe extern "C" fn quote_apply(
-    book: *mut ffi::PyObject,
-    buf: *const u8,
-    len: isize,
-    out: *mut QuoteOut,
-) -> c_int {
+unsafe extern "C" fn quote_apply(book: *mut ffi::PyObject, buf: *const u8, len: isize, out: *mut QuoteOut) -> c_int {
     let py = unsafe { Python::assume_attached() };
     let run = || -> PyResult<c_int> {
         let bound = unsafe { Bound::from_borrowed_ptr(py, book) };

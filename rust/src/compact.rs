@@ -6,10 +6,10 @@
 use std::borrow::Cow;
 
 use ahash::AHashMap;
-use smallvec::SmallVec;
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use smallvec::SmallVec;
 
 use crate::errors::decode_error;
 use crate::json::{JsonError, Number, Parser, MAX_DEPTH};
@@ -99,9 +99,7 @@ fn fail<T>(p: &Parser, field: usize, message: String) -> FResult<T> {
 
 /// Read a typed (non-JSON) field at the parser's position.
 pub fn read_typed<'a>(p: &mut Parser<'a>, ty: FieldType, field: usize) -> FResult<Typed<'a>> {
-    let wrong = |p: &Parser| {
-        fail(p, field, format!("expected {}, got {}", ty.expected(), p.describe_next()))
-    };
+    let wrong = |p: &Parser| fail(p, field, format!("expected {}, got {}", ty.expected(), p.describe_next()));
     match ty {
         FieldType::Str => match p.peek() {
             Some(b'"') => p.string().map(Typed::Str).map_err(|e| FrameError::at(field, e)),
@@ -126,25 +124,17 @@ pub fn read_typed<'a>(p: &mut Parser<'a>, ty: FieldType, field: usize) -> FResul
                 },
                 (_, Number::Int(v)) => {
                     if ty == FieldType::Ts && v < 0 {
-                        Err(FrameError {
-                            message: format!("timestamp {v} outside [0, 2**63-1]"),
-                            field,
-                            offset: start,
-                        })
+                        Err(FrameError { message: format!("timestamp {v} outside [0, 2**63-1]"), field, offset: start })
                     } else {
                         Ok(Typed::I64(v))
                     }
                 }
-                (_, Number::BigInt(s)) => Err(FrameError {
-                    message: format!("integer {s} outside [-2**63, 2**63-1]"),
-                    field,
-                    offset: start,
-                }),
-                (_, Number::Float(_)) => Err(FrameError {
-                    message: "expected an integer, got a float".into(),
-                    field,
-                    offset: start,
-                }),
+                (_, Number::BigInt(s)) => {
+                    Err(FrameError { message: format!("integer {s} outside [-2**63, 2**63-1]"), field, offset: start })
+                }
+                (_, Number::Float(_)) => {
+                    Err(FrameError { message: "expected an integer, got a float".into(), field, offset: start })
+                }
             }
         }
         FieldType::Json => unreachable!("JSON fields are read by the caller"),
@@ -371,11 +361,8 @@ impl CompactDecoder {
     fn schemas<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for s in &self.schemas {
-            let fields: Vec<(String, String)> = s
-                .fields
-                .iter()
-                .map(|(n, t)| (n.clone(), format!("{t:?}").to_lowercase()))
-                .collect();
+            let fields: Vec<(String, String)> =
+                s.fields.iter().map(|(n, t)| (n.clone(), format!("{t:?}").to_lowercase())).collect();
             d.set_item(&s.marker, fields)?;
         }
         Ok(d)
@@ -392,11 +379,10 @@ impl CompactDecoder {
         if let Some(schema) = self.schemas.iter().find(|s| s.marker == marker) {
             for (name, ty) in &schema.fields {
                 if !next_element(&mut p, field).map_err(|e| to_err(py, e))? {
-                    return Err(to_err(py, FrameError {
-                        message: format!("too few fields: {name} missing"),
-                        field,
-                        offset: p.pos,
-                    }));
+                    return Err(to_err(
+                        py,
+                        FrameError { message: format!("too few fields: {name} missing"), field, offset: p.pos },
+                    ));
                 }
                 let obj = match ty {
                     FieldType::Json => json_value(py, &mut p, 0, field)?,
@@ -504,11 +490,9 @@ impl QuoteBook {
             ));
         }
         let capacity = capacity.max(1);
-        let columns: Vec<Py<PyAny>> =
-            schema.fields[1..].iter().map(|f| new_column(py, f.1, capacity)).collect();
-        let find = |name: &str, want: &[FieldType]| {
-            schema.fields[1..].iter().position(|f| f.0 == name && want.contains(&f.1))
-        };
+        let columns: Vec<Py<PyAny>> = schema.fields[1..].iter().map(|f| new_column(py, f.1, capacity)).collect();
+        let find =
+            |name: &str, want: &[FieldType]| schema.fields[1..].iter().position(|f| f.0 == name && want.contains(&f.1));
         let quote_fields = match (
             find("bid", &[FieldType::F64]),
             find("ask", &[FieldType::F64]),
@@ -687,12 +671,10 @@ mod tests {
     #[test]
     fn reads_a_quote() {
         let got = quote(r#"["t","EURUSD",1.08123,1,1700000000000,"extra",[1]]"#).unwrap().unwrap();
-        assert_eq!(got.into_vec(), vec![
-            Typed::Str("EURUSD".into()),
-            Typed::F64(1.08123),
-            Typed::F64(1.0),
-            Typed::I64(1_700_000_000_000),
-        ]);
+        assert_eq!(
+            got.into_vec(),
+            vec![Typed::Str("EURUSD".into()), Typed::F64(1.08123), Typed::F64(1.0), Typed::I64(1_700_000_000_000),]
+        );
         assert_eq!(quote(r#"["b",1]"#).unwrap(), None);
     }
 

@@ -16,17 +16,24 @@ use crate::odds::{parse_log, Cols, ColumnStore, Kind, OddsCore, Outcome};
 static ORJSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn loads<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let f = ORJSON_LOADS.get_or_try_init(py, || {
-        py.import("orjson").and_then(|m| m.getattr("loads")).map(|f| f.unbind())
-    })?;
+    let f = ORJSON_LOADS
+        .get_or_try_init(py, || py.import("orjson").and_then(|m| m.getattr("loads")).map(|f| f.unbind()))?;
     f.bind(py).call1((PyBytes::new(py, raw),))
 }
 
-struct Ptr<T>(*mut T);
+/// Data pointers of the numpy columns, refreshed whenever the arrays are reallocated.
+struct ColPtrs {
+    value: *mut f64,
+    probability: *mut f64,
+    status: *mut i8,
+    is_active: *mut bool,
+    event: *mut i32,
+    market: *mut i32,
+}
 // SAFETY: the pointers are only dereferenced while attached to the interpreter, which owns
 // the arrays; the table never hands them to another thread.
-unsafe impl<T> Send for Ptr<T> {}
-unsafe impl<T> Sync for Ptr<T> {}
+unsafe impl Send for ColPtrs {}
+unsafe impl Sync for ColPtrs {}
 
 /// Row columns as numpy arrays owned by the table. A growth allocates new arrays, so views
 /// taken before it stay valid (and stale) rather than dangling.
@@ -37,11 +44,17 @@ pub struct NumpyStore {
     is_active: Py<PyArray1<bool>>,
     event: Py<PyArray1<i32>>,
     market: Py<PyArray1<i32>>,
-    ptrs: (Ptr<f64>, Ptr<f64>, Ptr<i8>, Ptr<bool>, Ptr<i32>, Ptr<i32>),
+    ptrs: ColPtrs,
     capacity: usize,
 }
 
-fn filled<'py, T: numpy::Element + Copy>(py: Python<'py>, n: usize, v: T, old: Option<&Bound<'py, PyArray1<T>>>, keep: usize) -> Bound<'py, PyArray1<T>> {
+fn filled<'py, T: numpy::Element + Copy>(
+    py: Python<'py>,
+    n: usize,
+    v: T,
+    old: Option<&Bound<'py, PyArray1<T>>>,
+    keep: usize,
+) -> Bound<'py, PyArray1<T>> {
     let a = unsafe { PyArray1::<T>::new(py, n, false) };
     // SAFETY: fresh, contiguous, n elements; `old` holds at least `keep`.
     unsafe {
@@ -63,8 +76,14 @@ impl NumpyStore {
             is_active: filled(py, n, false, None, 0).unbind(),
             event: filled(py, n, -1i32, None, 0).unbind(),
             market: filled(py, n, -1i32, None, 0).unbind(),
-            ptrs: (Ptr(std::ptr::null_mut()), Ptr(std::ptr::null_mut()), Ptr(std::ptr::null_mut()),
-                   Ptr(std::ptr::null_mut()), Ptr(std::ptr::null_mut()), Ptr(std::ptr::null_mut())),
+            ptrs: ColPtrs {
+                value: std::ptr::null_mut(),
+                probability: std::ptr::null_mut(),
+                status: std::ptr::null_mut(),
+                is_active: std::ptr::null_mut(),
+                event: std::ptr::null_mut(),
+                market: std::ptr::null_mut(),
+            },
             capacity: n,
         };
         s.refresh(py);
@@ -72,14 +91,14 @@ impl NumpyStore {
     }
 
     fn refresh(&mut self, py: Python<'_>) {
-        self.ptrs = (
-            Ptr(self.value.bind(py).data()),
-            Ptr(self.probability.bind(py).data()),
-            Ptr(self.status.bind(py).data()),
-            Ptr(self.is_active.bind(py).data()),
-            Ptr(self.event.bind(py).data()),
-            Ptr(self.market.bind(py).data()),
-        );
+        self.ptrs = ColPtrs {
+            value: self.value.bind(py).data(),
+            probability: self.probability.bind(py).data(),
+            status: self.status.bind(py).data(),
+            is_active: self.is_active.bind(py).data(),
+            event: self.event.bind(py).data(),
+            market: self.market.bind(py).data(),
+        };
     }
 
     fn arrays<'py>(&self, py: Python<'py>) -> [(&'static str, Bound<'py, PyAny>); 6] {
@@ -118,12 +137,12 @@ impl ColumnStore for NumpyStore {
         // SAFETY: each pointer addresses `capacity` elements of an array this store owns.
         unsafe {
             Cols {
-                value: std::slice::from_raw_parts_mut(self.ptrs.0 .0, n),
-                probability: std::slice::from_raw_parts_mut(self.ptrs.1 .0, n),
-                status: std::slice::from_raw_parts_mut(self.ptrs.2 .0, n),
-                is_active: std::slice::from_raw_parts_mut(self.ptrs.3 .0, n),
-                event: std::slice::from_raw_parts_mut(self.ptrs.4 .0, n),
-                market: std::slice::from_raw_parts_mut(self.ptrs.5 .0, n),
+                value: std::slice::from_raw_parts_mut(self.ptrs.value, n),
+                probability: std::slice::from_raw_parts_mut(self.ptrs.probability, n),
+                status: std::slice::from_raw_parts_mut(self.ptrs.status, n),
+                is_active: std::slice::from_raw_parts_mut(self.ptrs.is_active, n),
+                event: std::slice::from_raw_parts_mut(self.ptrs.event, n),
+                market: std::slice::from_raw_parts_mut(self.ptrs.market, n),
             }
         }
     }
@@ -508,7 +527,12 @@ impl OddsTable {
     }
 
     /// `(status, type_id, specifiers, {odd_id: row})` of one market, or None.
-    fn market<'py>(&self, py: Python<'py>, sport_event_id: &str, market_id: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn market<'py>(
+        &self,
+        py: Python<'py>,
+        sport_event_id: &str,
+        market_id: &str,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let Some(e) = self.core.event_by_id(sport_event_id) else { return Ok(None) };
         let Some((_, slot)) = e.market_slots().find(|(k, _)| *k == market_id) else { return Ok(None) };
         let m = self.core.market(slot).expect("live market");
@@ -516,7 +540,15 @@ impl OddsTable {
         for (id, row) in self.core.market_odds(slot) {
             rows.set_item(id, row)?;
         }
-        Ok(Some(PyTuple::new(py, [m.status.into_pyobject(py)?.into_any(), m.type_id.into_pyobject(py)?.into_any(), PyString::new(py, &m.specifiers).into_any(), rows.into_any()])?))
+        Ok(Some(PyTuple::new(
+            py,
+            [
+                m.status.into_pyobject(py)?.into_any(),
+                m.type_id.into_pyobject(py)?.into_any(),
+                PyString::new(py, &m.specifiers).into_any(),
+                rows.into_any(),
+            ],
+        )?))
     }
 
     /// Evict events whose fixture ended at or before `before_ns` (log time); returns how many.

@@ -7,9 +7,7 @@ use pyo3::types::{PyDict, PyType};
 static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 fn errors(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    ERRORS
-        .get_or_try_init(py, || py.import("oddswire.errors").map(|m| m.unbind()))
-        .map(|m| m.bind(py))
+    ERRORS.get_or_try_init(py, || py.import("oddswire.errors").map(|m| m.unbind())).map(|m| m.bind(py))
 }
 
 fn build(py: Python<'_>, name: &str, message: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyErr {

@@ -159,9 +159,7 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                     return match String::from_utf8(out) {
                         Ok(s) => Ok(Cow::Owned(s)),
-                        Err(_) => {
-                            Err(JsonError { message: "invalid UTF-8 in string".into(), offset: start })
-                        }
+                        Err(_) => Err(JsonError { message: "invalid UTF-8 in string".into(), offset: start }),
                     };
                 }
                 b'\\' => {
@@ -386,8 +384,8 @@ impl<'a> Parser<'a> {
 }
 
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
 ];
 
 /// Exact conversion of a short decimal (at most 15 significant digits, no exponent): the

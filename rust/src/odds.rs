@@ -145,10 +145,7 @@ fn expect(p: &mut Parser<'_>, c: u8, what: &str) -> JResult<()> {
 }
 
 /// Walk an object's members, calling `f` with each key (positioned at its value).
-fn object<'a>(
-    p: &mut Parser<'a>,
-    mut f: impl FnMut(&mut Parser<'a>, &str) -> JResult<()>,
-) -> JResult<()> {
+fn object<'a>(p: &mut Parser<'a>, mut f: impl FnMut(&mut Parser<'a>, &str) -> JResult<()>) -> JResult<()> {
     expect(p, b'{', "an object")?;
     p.ws();
     if p.peek() == Some(b'}') {
@@ -250,8 +247,7 @@ fn bool_field(p: &mut Parser<'_>, field: &str) -> JResult<bool> {
     p.boolean()
 }
 
-const POW10: [f64; 16] =
-    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /// `"ddd.ddd"` with at most 15 digits, read in place: mantissa and power of ten are exact
 /// doubles, so one division rounds correctly (Clinger). Anything else takes the general path.
@@ -353,11 +349,23 @@ fn parse_odd<'a>(p: &mut Parser<'a>) -> JResult<ParsedOdd<'a>> {
     })?;
     let missing = |f: &str| p.error(format!(".{f}: missing"));
     Ok(ParsedOdd {
-        id: match id { Some(v) => v, None => return missing("id") },
-        value: match value { Some(v) => v, None => return missing("value") },
+        id: match id {
+            Some(v) => v,
+            None => return missing("id"),
+        },
+        value: match value {
+            Some(v) => v,
+            None => return missing("value"),
+        },
         probability,
-        status: match status { Some(v) => v, None => return missing("status") },
-        is_active: match active { Some(v) => v, None => return missing("is_active") },
+        status: match status {
+            Some(v) => v,
+            None => return missing("status"),
+        },
+        is_active: match active {
+            Some(v) => v,
+            None => return missing("is_active"),
+        },
     })
 }
 
@@ -389,11 +397,20 @@ fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>
     })?;
     let missing = |f: &str| p.error(format!(".{f}: missing"));
     Ok(ParsedMarket {
-        id: match id { Some(v) => v, None => return missing("id") },
-        status: match status { Some(v) => v, None => return missing("status") },
+        id: match id {
+            Some(v) => v,
+            None => return missing("id"),
+        },
+        status: match status {
+            Some(v) => v,
+            None => return missing("status"),
+        },
         type_id,
         specifiers,
-        odds: match range { Some(v) => v, None => return missing("odds") },
+        odds: match range {
+            Some(v) => v,
+            None => return missing("odds"),
+        },
     })
 }
 
@@ -440,9 +457,7 @@ fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) ->
                 "markets" => parse_markets(p, log, ".markets")?,
                 "bet_stop" => log.bet_stop = Some(bool_field(p, "bet_stop")?),
                 "game_state" => log.game_state = Some(span_of(p, "game_state", b'{', "an object")?),
-                "competitors_score" => {
-                    log.scores = Some(span_of(p, "competitors_score", b'[', "an array")?)
-                }
+                "competitors_score" => log.scores = Some(span_of(p, "competitors_score", b'[', "an array")?),
                 "extensions" => log.extensions = Some(span_of(p, "extensions", b'{', "an object")?),
                 _ => p.skip_value(1)?,
             }
@@ -486,7 +501,11 @@ fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) ->
                 }
                 p.skip_value(1)
             })?;
-            if markets { Ok(()) } else { p.error(".markets: missing") }
+            if markets {
+                Ok(())
+            } else {
+                p.error(".markets: missing")
+            }
         }
         Kind::Heartbeat | Kind::Unknown => p.skip_value(1),
     }
@@ -1142,8 +1161,7 @@ impl<S: ColumnStore> OddsCore<S> {
             out.fill(false);
             return;
         }
-        let open_events: Vec<bool> =
-            self.events.iter().map(|e| e.as_ref().is_some_and(Self::event_open)).collect();
+        let open_events: Vec<bool> = self.events.iter().map(|e| e.as_ref().is_some_and(Self::event_open)).collect();
         let open_markets: Vec<bool> = self
             .markets
             .iter()
@@ -1203,11 +1221,17 @@ mod tests {
         let mut mask = vec![false; t.high];
         t.bettable_into(&mut mask);
         assert_eq!(mask, vec![true, true]);
-        t.apply(br#"{"sport_event_id":"e1","version":"v2","event_type":"bet_stop_updated","payload":{"bet_stop":true}}"#).unwrap();
+        t.apply(
+            br#"{"sport_event_id":"e1","version":"v2","event_type":"bet_stop_updated","payload":{"bet_stop":true}}"#,
+        )
+        .unwrap();
         t.bettable_into(&mut mask);
         assert_eq!(mask, vec![false, false]);
         assert!(!t.is_bettable("e1", "1", "1"));
-        t.apply(br#"{"sport_event_id":"e1","version":"v3","event_type":"bet_stop_updated","payload":{"bet_stop":false}}"#).unwrap();
+        t.apply(
+            br#"{"sport_event_id":"e1","version":"v3","event_type":"bet_stop_updated","payload":{"bet_stop":false}}"#,
+        )
+        .unwrap();
         t.healthy = false;
         t.bettable_into(&mut mask);
         assert_eq!(mask, vec![false, false]);
@@ -1225,7 +1249,9 @@ mod tests {
         assert_eq!(t.get("e1", "1", "1"), Some((2.27, 0.417, 0, true)));
         assert_eq!(t.version, "v1");
         // The payload before the id: the identity is still reported.
-        let e = t.apply(br#"{"event_type":"fixture_updated","payload":{"status":"x"},"sport_event_id":"e9","version":"v9"}"#).unwrap_err();
+        let e = t
+            .apply(br#"{"event_type":"fixture_updated","payload":{"status":"x"},"sport_event_id":"e9","version":"v9"}"#)
+            .unwrap_err();
         assert_eq!((e.sport_event_id.as_deref(), e.version.as_deref()), (Some("e9"), Some("v9")));
         assert!(t.apply(b"{\"event_type\":\"heartbeat\"").is_err());
         assert!(t.apply(br#"{"version":"v","payload":[]}"#).unwrap_err().message.contains("event_type"));
@@ -1261,15 +1287,28 @@ mod tests {
 
     #[test]
     fn decimals_are_exact_and_strict() {
-        for (s, v) in [("2.27", 2.27), ("1", 1.0), ("12.5", 12.5), ("0.1", 0.1), ("1e2", 100.0),
-                       ("0.30000000000000004", 0.30000000000000004), ("123456789.012345", 123456789.012345),
-                       ("9007199254740993", 9007199254740992.0), ("-1.5", -1.5), ("0.0001", 0.0001)] {
-            let line = format!(r#"{{"sport_event_id":"e","version":"v","event_type":"markets_updated","payload":[{{"id":"m","status":0,"odds":[{{"id":"o","value":"{s}","status":0,"is_active":true}}]}}]}}"#);
+        for (s, v) in [
+            ("2.27", 2.27),
+            ("1", 1.0),
+            ("12.5", 12.5),
+            ("0.1", 0.1),
+            ("1e2", 100.0),
+            ("0.30000000000000004", 0.30000000000000004),
+            ("123456789.012345", 123456789.012345),
+            ("9007199254740993", 9007199254740992.0),
+            ("-1.5", -1.5),
+            ("0.0001", 0.0001),
+        ] {
+            let line = format!(
+                r#"{{"sport_event_id":"e","version":"v","event_type":"markets_updated","payload":[{{"id":"m","status":0,"odds":[{{"id":"o","value":"{s}","status":0,"is_active":true}}]}}]}}"#
+            );
             let log = parse_log(line.as_bytes()).unwrap();
             assert_eq!(log.odds[0].value, v);
         }
         for s in ["", "1.", "abc", "1e999", " 1", "NaN", "0x10", "01", "1.2.3", ".5", "1 "] {
-            let line = format!(r#"{{"sport_event_id":"e","version":"v","event_type":"markets_updated","payload":[{{"id":"m","status":0,"odds":[{{"id":"o","value":"{s}","status":0,"is_active":true}}]}}]}}"#);
+            let line = format!(
+                r#"{{"sport_event_id":"e","version":"v","event_type":"markets_updated","payload":[{{"id":"m","status":0,"odds":[{{"id":"o","value":"{s}","status":0,"is_active":true}}]}}]}}"#
+            );
             assert!(parse_log(line.as_bytes()).is_err(), "{s:?}");
         }
     }
