@@ -3,11 +3,15 @@ PY ?= python
 
 .PHONY: build build-debug test test-slow bench lint cargo-test clean
 
+BUILD_DEPS = "setuptools>=77" "Cython>=3.0.10" wheel "picows==2.3.1"
+
 build:            ## editable install of both distributions, Rust in release mode
+	$(PY) -m pip install $(BUILD_DEPS)
 	$(PY) -m pip install -e ./rust
 	$(PY) -m pip install -e ".[test]" --no-build-isolation
 
 build-debug:      ## Cython with bounds checks and line tracing (for coverage / gdb)
+	$(PY) -m pip install $(BUILD_DEPS)
 	ODDSWIRE_CYTHON_DEBUG=1 $(PY) -m pip install -e ".[test]" --no-build-isolation
 
 test:             ## the default suite (hypothesis profile "fast")

@@ -9,15 +9,23 @@ import inspect
 import logging
 import math
 import random
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from oddswire.errors import AuthError, CallbackError, ConfigError, ConnectError, OddswireError
+from oddswire.errors import (
+    AuthError,
+    CallbackError,
+    ConfigError,
+    ConnectError,
+    OddswireError,
+    RepeatedError,
+)
 
 __all__ = [
     "CallbackRegistry",
@@ -27,6 +35,8 @@ __all__ = [
     "SequenceTracker",
     "StalenessGate",
     "Stats",
+    "StopWaiter",
+    "describe",
 ]
 
 log = logging.getLogger("oddswire")
@@ -38,7 +48,8 @@ class ReconnectPolicy:
     """Capped exponential backoff with full jitter; the first retry is immediate.
 
     ``max_attempts=None`` retries forever. ``delays()`` yields the wait before each attempt
-    of one outage; a successful connection starts a fresh sequence.
+    of one outage; a connection that delivered data and stayed up ``reset_after`` seconds
+    starts a fresh sequence (one that did not keeps the delays growing).
     """
 
     initial: float = 0.1
@@ -46,6 +57,7 @@ class ReconnectPolicy:
     factor: float = 2.0
     jitter: float = 1.0
     max_attempts: int | None = None
+    reset_after: float = 1.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +65,8 @@ class ReconnectPolicy:
             raise ConfigError("ReconnectPolicy needs 0 <= initial <= maximum and factor >= 1")
         if not 0 <= self.jitter <= 1:
             raise ConfigError("ReconnectPolicy jitter must be within [0, 1]")
+        if self.reset_after < 0:
+            raise ConfigError("ReconnectPolicy reset_after must be >= 0")
 
     def delays(self) -> Iterator[float]:
         attempt = 0
@@ -85,12 +99,6 @@ class CallbackRegistry:
             self._callbacks.setdefault(name, []).append(f)
             return f
         return register if fn is None else register(fn)
-
-    def has(self, name: str) -> bool:
-        return name in self._callbacks
-
-    def handlers(self, name: str) -> list[Callable[..., Any]]:
-        return list(self._callbacks.get(name, ()))
 
     def direct(self, name: str) -> Callable[..., Any] | None:
         """What a compiled hot path should call for ``name``: the one plain function when
@@ -141,16 +149,30 @@ class CallbackRegistry:
         if name != "error":
             self.emit("error", err)
 
-    async def drain(self) -> None:
-        """Wait for the coroutine callbacks still running."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the coroutine callbacks still running (at most ``timeout`` seconds,
+        then cancel the rest), except the task calling this."""
+        me = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not me]
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=timeout)
+        for t in late:
+            t.cancel()
+        if late:
+            await asyncio.wait(late)
 
 
 class StalenessGate:
-    """The feed's ``healthy`` flag. ``touch()`` on every message; ``check()`` (from a timer)
-    drops the flag when nothing arrived for ``limit`` seconds. ``hold()`` drops it for a
-    reconnect or resync; only ``touch()`` after ``release()`` raises it again."""
+    """The feed's ``healthy`` flag.
+
+    ``touch()`` on every message; ``check()`` (from a timer) drops the flag when nothing
+    arrived for ``limit`` seconds. ``trip()`` drops it for a reconnect (the link is down, so
+    silence is expected: ``held``); only ``touch()`` after ``release()`` raises it again.
+    ``hold(key, reason)`` drops it for a condition that is not silence (lag, a resync, a
+    maintenance flag) while data keeps flowing; the flag rises with the next ``touch()`` once
+    every such condition is cleared with ``clear(key)``.
+    """
 
     def __init__(self, limit: float, on_change: Callable[[bool, str], None],
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -158,19 +180,25 @@ class StalenessGate:
         self.healthy = False
         self.last = clock()
         self._clock = clock
-        self._held = True
+        self._down = True
+        self._holds: dict[str, str] = {}
         self._on_change = on_change
 
     def touch(self) -> None:
         self.last = self._clock()
-        if not self.healthy and not self._held:
+        if not self.healthy and not self._down and not self._holds:
             self.healthy = True
             self._on_change(True, "fresh data")
 
     @property
     def held(self) -> bool:
-        """Down on purpose (reconnect or resync): silence is expected, not stale."""
-        return self._held
+        """The link is down on purpose (reconnect): silence is expected, not stale."""
+        return self._down
+
+    @property
+    def holds(self) -> dict[str, str]:
+        """The conditions holding the flag down while data flows (key -> reason)."""
+        return dict(self._holds)
 
     def silent_for(self) -> float:
         return self._clock() - self.last
@@ -183,21 +211,41 @@ class StalenessGate:
         return True
 
     def trip(self, reason: str) -> None:
-        self._held = True
-        if self.healthy:
-            self.healthy = False
-            self._on_change(False, reason)
+        self._down = True
+        self._drop(reason, announce=False)
 
     def release(self) -> None:
         """The connection is back: the next ``touch()`` raises the flag."""
-        self._held = False
+        self._down = False
         self.last = self._clock()
+
+    def hold(self, key: str, reason: str) -> None:
+        """Hold the flag down for ``key`` until ``clear(key)``; a new condition is announced
+        through ``on_change`` even when the flag was already down, so the bot sees why."""
+        new = key not in self._holds
+        self._holds[key] = reason
+        if new:
+            self._drop(reason, announce=True)
+
+    def clear(self, key: str) -> None:
+        self._holds.pop(key, None)
+
+    def _drop(self, reason: str, *, announce: bool) -> None:
+        if self.healthy or announce:
+            self.healthy = False
+            self._on_change(False, reason)
 
 
 class SequenceTracker:
     """The gap engine for one sequence marker. ``key`` maps a marker to something ordered
     (an int for 55-tech ``seq``; DATA.BET versions are fixed-width strings and compare as
-    they are). ``observe`` returns "ok", "duplicate", "regress" or "gap"."""
+    they are). ``observe`` returns "ok", "duplicate", "regress" or "gap".
+
+    The tracker keeps the high-water mark: a marker at or below it is a duplicate (equal to
+    one already seen, as far as the tracker can tell: the mark itself) or a regress, and
+    never lowers the mark, so a redelivery of older markers does not make the next ones
+    look new. ``reset()`` starts a new sequence (a new subscription, a resync).
+    """
 
     def __init__(self, contiguous: bool = False) -> None:
         self.contiguous = contiguous
@@ -205,8 +253,9 @@ class SequenceTracker:
         self.duplicates = self.regressions = self.gaps = 0
 
     def observe(self, marker: Any) -> str:
-        last, self.last = self.last, marker
+        last = self.last
         if last is None:
+            self.last = marker
             return "ok"
         if marker == last:
             self.duplicates += 1
@@ -214,6 +263,7 @@ class SequenceTracker:
         if marker < last:
             self.regressions += 1
             return "regress"
+        self.last = marker
         if self.contiguous and marker != last + 1:
             self.gaps += 1
             return "gap"
@@ -289,28 +339,73 @@ class Stats:
         return out
 
 
+class _Stopped(Exception):
+    """Internal: stop() interrupted an attempt."""
+
+
+class StopWaiter:
+    """What ``FeedClient.stop()`` returns: await it to wait until ``run()`` has ended;
+    leaving it unawaited (a sync callback asking for a stop) is fine."""
+
+    __slots__ = ("_fut",)
+
+    def __init__(self, fut: asyncio.Future[None] | None) -> None:
+        self._fut = fut
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if self._fut is not None and not self._fut.done():
+            yield from asyncio.shield(self._fut).__await__()
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line with a reason, also for the ones whose ``str`` is empty
+    (``TimeoutError()``)."""
+    text = str(exc)
+    if isinstance(exc, TimeoutError) and not text:
+        return "timed out"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_DIGITS = re.compile(r"\d+")
+
+
 class FeedClient:
     """The shape every feed client shares (DESIGN §5): callbacks, stats, the staleness gate
     and ``run()``: connect, and reconnect with the policy's backoff until ``stop()``.
 
     A subclass implements ``_attempt()``: one connection, returning (or raising) when it
-    ends. It sets ``_established`` once the connection got far enough (authenticated,
-    streaming) that the next outage starts a fresh backoff sequence. Errors it raises are
-    reported and retried, except the fatal ones (``_is_fatal``), which end ``run()``.
+    ends; it calls ``_link_up()`` when the transport is open (the ``connected`` event) and
+    ``_mark_established()`` once the connection delivered data. The backoff starts afresh
+    only after a connection that delivered data and stayed up ``policy.reset_after``
+    seconds, so a server that accepts and drops, or answers 503, meets growing delays.
+    Errors it raises are reported and retried, except the fatal ones (``_is_fatal``), which
+    end ``run()``. ``stop()`` cancels the attempt wherever it is (connecting, handshake,
+    streaming, backoff sleep), after ``_abort()`` had a chance to close the link politely.
+
+    The same error repeated on one connection (a flood of bad frames) is reported through
+    ``error`` once; when the connection ends, one ``RepeatedError`` carries the count.
     """
 
     EVENTS: frozenset[str] = frozenset()
     FEED = "feed"
+    #: Coroutine callbacks still running when ``run()`` ends get this long, then a cancel.
+    DRAIN_TIMEOUT = 1.0
 
     def __init__(self, *, reconnect: ReconnectPolicy | None, stale_after: float) -> None:
+        self.log = logging.getLogger(type(self).__module__)
         self.callbacks = CallbackRegistry(self.EVENTS)
         self.stats_counters = Stats()
         self.policy = reconnect or ReconnectPolicy()
         self.gate = StalenessGate(stale_after, self._health_changed)
         self._stopping = False
         self._running = False
+        self._stop_event: asyncio.Event | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._stale_reason: str | None = None
-        self._established = False
+        self._disconnect_reason: str | None = None
+        self._established_at: float | None = None
+        self._up = False
+        self._repeats: dict[tuple[type[BaseException], str], list[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def on(self, name: str, fn: Any = None) -> Any:
@@ -321,55 +416,87 @@ class FeedClient:
     def healthy(self) -> bool:
         return self.gate.healthy
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
     async def run(self) -> None:
         """Connect, and reconnect with backoff, until ``stop()`` (or a fatal error)."""
         if self._running:
             raise ConfigError(f"{type(self).__name__}.run() is already running")
+        loop = asyncio.get_running_loop()
         self._running, self._stopping = True, False
-        helpers = [asyncio.ensure_future(c) for c in self._background()]
+        self._stop_event = asyncio.Event()
+        self._stopped = loop.create_future()
+        helpers = [asyncio.ensure_future(c) for c in (self._watchdog(), *self._background())]
         delays = self.policy.delays()
         try:
             while not self._stopping:
-                self._established = False
+                self._established_at = None
+                self._disconnect_reason = None
+                failure: Exception | None = None
                 try:
-                    await self._attempt()
+                    await self._until_stopped(self._attempt())
+                except _Stopped:
+                    break
                 except Exception as e:
                     if self._is_fatal(e):
                         raise
                     if not isinstance(e, OddswireError | OSError | TimeoutError):
-                        log.exception("%s: unexpected error, reconnecting", self.FEED)
-                    if self._stopping:
-                        break
-                    self._error(e)
+                        self.log.exception("%s: unexpected error, reconnecting", self.FEED)
+                    failure = e
+                finally:
+                    self._link_down(failure)
                 if self._stopping:
                     break
+                if failure is not None:
+                    self._error(failure)
                 self.gate.trip(self._stale_reason or "disconnected")
                 self._stale_reason = None
                 self.stats_counters.reconnects += 1
-                if self._established:
+                if self._stable():
                     delays = self.policy.delays()
                 delay = next(delays, None)
                 if delay is None:
                     raise ConnectError(f"{self.FEED}: reconnect attempts exhausted")
-                if delay:
-                    await asyncio.sleep(delay)
+                if delay and await self._stop_within(delay):
+                    break
         finally:
             self._running = False
             for h in helpers:
                 h.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self.gate.trip("stopped")
             self._finished()
-            await self.callbacks.drain()
+            if not self._stopped.done():
+                self._stopped.set_result(None)
+            await self.callbacks.drain(self.DRAIN_TIMEOUT)
             for t in list(self._tasks):
                 t.cancel()
+
+    def stop(self) -> StopWaiter:
+        """End ``run()`` promptly, from any state and from inside a callback. Await the
+        result to wait until ``run()`` has returned (``await client.stop()``)."""
+        self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+        self._abort()
+        return StopWaiter(self._stopped)
 
     # --- for subclasses ------------------------------------------------------------------
 
     async def _attempt(self) -> None:
         raise NotImplementedError
 
-    def _background(self) -> list[Awaitable[None]]:
-        """Coroutines that run alongside ``run()`` (watchdogs, persisters)."""
+    def _abort(self) -> None:
+        """``stop()`` was called: close the link now (politely, if it can)."""
+
+    def _background(self) -> list[Coroutine[Any, Any, None]]:
+        """Coroutines that run alongside ``run()`` (persisters, pollers)."""
         return []
+
+    def _check_liveness(self) -> None:
+        """Called a few times per ``gate.limit`` seconds: apply the feed's liveness rule."""
 
     def _finished(self) -> None:
         """``run()`` is ending: flush what must be flushed."""
@@ -377,11 +504,22 @@ class FeedClient:
     def _is_fatal(self, exc: BaseException) -> bool:
         return isinstance(exc, AuthError | ConfigError)
 
+    def _link_up(self) -> None:
+        """The transport is open: the ``connected`` event (once per attempt)."""
+        if not self._up:
+            self._up = True
+            self.callbacks.emit("connected")
+
+    def _mark_established(self) -> None:
+        """The connection delivered data (see the class docstring on backoff)."""
+        if self._established_at is None:
+            self._established_at = time.monotonic()
+
     def _health_changed(self, healthy: bool, reason: str) -> None:
         if healthy:
             self.callbacks.emit("healthy")
         else:
-            log.warning("%s feed stale: %s", self.FEED, reason)
+            self.log.warning("%s feed stale: %s", self.FEED, reason)
             self.callbacks.emit("stale", reason)
 
     def _spawn(self, aw: Awaitable[Any]) -> None:
@@ -391,5 +529,66 @@ class FeedClient:
 
     def _error(self, exc: BaseException) -> None:
         self.stats_counters.errors += 1
-        log.debug("%s: %s", self.FEED, exc)
+        key = (type(exc), _DIGITS.sub("#", str(exc))[:200])
+        seen = self._repeats.get(key)
+        if seen is not None:
+            seen[1] += 1
+            return
+        self._repeats[key] = [exc, 0]
+        self.log.debug("%s: %s", self.FEED, describe(exc))
         self.callbacks.emit("error", exc)
+
+    # --- the life cycle ------------------------------------------------------------------
+
+    async def _until_stopped(self, aw: Coroutine[Any, Any, None]) -> None:
+        """Run one attempt as a task that ``stop()`` cancels (raising ``_Stopped``)."""
+        assert self._stop_event is not None
+        task = asyncio.ensure_future(aw)
+        stop = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # run() itself was cancelled: take the attempt along
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        finally:
+            stop.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise _Stopped
+
+    async def _stop_within(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds; True when ``stop()`` came first."""
+        assert self._stop_event is not None
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
+
+    def _stable(self) -> bool:
+        return (self._established_at is not None
+                and time.monotonic() - self._established_at >= self.policy.reset_after)
+
+    def _link_down(self, failure: BaseException | None) -> None:
+        if self._up:
+            self._up = False
+            if self._stopping:
+                reason = "stopped"
+            elif self._disconnect_reason:
+                reason = self._disconnect_reason
+            else:
+                reason = describe(failure) if failure is not None else "connection lost"
+            self.callbacks.emit("disconnected", reason)
+        repeats, self._repeats = self._repeats, {}
+        for first, more in repeats.values():
+            if more:
+                self.callbacks.emit("error", RepeatedError(first, more))
+
+    async def _watchdog(self) -> None:
+        step = min(0.25, self.gate.limit / 4)
+        while True:
+            await asyncio.sleep(step)
+            self._check_liveness()

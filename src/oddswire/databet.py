@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import ssl
 import tempfile
@@ -54,8 +53,6 @@ from oddswire_native import Applied, OddsTable, SportEvent
 
 __all__ = ["EVENTS", "Applied", "DatabetClient", "OddsTable", "SportEvent", "VersionFile"]
 
-log = logging.getLogger("oddswire.databet")
-
 #: Events a DatabetClient emits, and what the callback receives.
 EVENTS = frozenset({
     "log",          # (applied) every applied log line (not heartbeats)
@@ -69,6 +66,8 @@ EVENTS = frozenset({
     "rollback",     # (applied) bets_rollback: void the bets it names (payload on applied)
     "unknown_event",  # (applied) a log for an event the table does not hold (refetched)
     "heartbeat",    # (timestamp_ns)
+    "connected",    # () a response head arrived (/all or /log)
+    "disconnected",  # (reason) the stream ended; the client reconnects
     "snapshot",     # (version) GET /all finished loading
     "resync",       # (reason) a full resync from /all started (409, first start)
     "stale",        # (reason) healthy went False: bets must stop
@@ -122,47 +121,62 @@ class DatabetClient(FeedClient):
     Lines go from the socket through the Cython chunked splitter into ``OddsTable.apply``
     (Rust) with no per-line dict; callbacks get the ``Applied`` result. See ``EVENTS``.
 
-    Global bet stop: when no log or heartbeat arrives for two heartbeat intervals, or a
-    ``markets_updated`` lags the local clock by more than ``max_lag_s``, ``healthy`` (and
-    ``table.healthy``) drops, ``stale`` fires and the client reconnects; it rises again only
-    after the stream is back and fresh data arrived. A resync holds it down until done.
+    Global bet stop (``healthy`` and ``table.healthy`` down, a ``stale`` event):
+    - no log or heartbeat for two heartbeat intervals: the stream is dead, so the client
+      also reconnects; ``healthy`` rises after the stream is back and fresh data arrived;
+    - a ``markets_updated`` that lags the local clock by more than ``max_lag_s``: the
+      stream goes on (a backlog after an outage carries old timestamps and must be applied,
+      not re-requested); ``healthy`` rises once a ``markets_updated`` within ``max_lag_s``,
+      or a fresh heartbeat, shows the client caught up;
+    - a resync from ``/all`` holds it down until done.
 
     Bad lines: a line that does not decode is reported through ``error`` (a ``DecodeError``
     with its version) and skipped; with ``auto_refetch`` (default) its sport event is
     refetched, so the feed's ``sport_event_added`` repairs it. Logs for events the table
     does not hold (after a restart from ``state_file``) are refetched the same way.
+
+    Bounds: a line over ``max_line_bytes`` is a ``ProtocolError`` (and a reconnect); the
+    snapshot fails over when no line arrived for ``read_timeout`` seconds; a table the
+    client creates evicts ended events ``retention_s`` after they ended.
     """
+
+    EVENTS = EVENTS
+    FEED = "DATA.BET"
 
     def __init__(self, base_url: str, *, cert: str | None = None, key: str | None = None,
                  ca: str | None = None, ssl_context: ssl.SSLContext | None = None,
                  table: OddsTable | None = None, state_file: str | os.PathLike[str] | None = None,
                  heartbeat_interval: int = 5, max_lag_s: float = 10.0,
                  reconnect: ReconnectPolicy | None = None, auto_refetch: bool = True,
-                 persist_interval: float = 0.05, connect_timeout: float = 10.0) -> None:
+                 persist_interval: float = 0.05, connect_timeout: float = 10.0,
+                 read_timeout: float = 30.0, max_line_bytes: int = 64 * 2**20,
+                 retention_s: float = 600.0) -> None:
         if heartbeat_interval < 1:
             raise ConfigError("heartbeat_interval must be >= 1 second")
+        if read_timeout <= 0 or max_line_bytes < 1:
+            raise ConfigError("read_timeout and max_line_bytes must be positive")
         if base_url.startswith("https") and ssl_context is None:
             ssl_context = ssl.create_default_context(cafile=ca)
             if cert:
                 ssl_context.load_cert_chain(cert, key)
         super().__init__(reconnect=reconnect, stale_after=2 * heartbeat_interval)
         self.endpoint = Endpoint.parse(base_url, ssl_context)
-        self.table = table if table is not None else OddsTable()
+        self.table = table if table is not None else OddsTable(retention_s=retention_s)
         self.heartbeat_interval = heartbeat_interval
         self.max_lag_ns = int(max_lag_s * 1e9)
         self.auto_refetch = auto_refetch
         self.persist_interval = persist_interval
         self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_line_bytes = max_line_bytes
         self.sequence = SequenceTracker()
         self.state = VersionFile(state_file) if state_file is not None else None
         self.version: str | None = self.state.load() if self.state else None
         self._saved = self.version
         self._stream: LineStream | None = None
+        self._lagging = False
         self._refetching: set[str] = set()
         self.table.healthy = False
-
-    EVENTS = EVENTS
-    FEED = "DATA.BET"
 
     # --- public API ----------------------------------------------------------------------
 
@@ -170,7 +184,7 @@ class DatabetClient(FeedClient):
         out = self.stats_counters.snapshot(self.callbacks)
         out.update(healthy=self.healthy, version=self.version, events=self.table.event_count,
                    odds=len(self.table), duplicates=self.sequence.duplicates,
-                   regressions=self.sequence.regressions)
+                   regressions=self.sequence.regressions, lagging=self._lagging)
         return out
 
     async def refetch(self, sport_event_id: str) -> int:
@@ -182,17 +196,17 @@ class DatabetClient(FeedClient):
             raise HTTPStatusError(resp.status, resp.reason, path="/refetch/sport-event/...")
         return resp.status
 
+    # --- FeedClient hooks ----------------------------------------------------------------
+
     async def _attempt(self) -> None:
         """One connection: the snapshot when there is no version, then the log stream."""
         try:
             if self.version is None:
                 await self._snapshot()
-            self._established = True
             await self._stream_log()
-        except ResyncRequired as e:  # straight back, with a fresh backoff: /all is next
+        except ResyncRequired as e:  # back soon: /all is next
             self.stats_counters.resyncs += 1
             self.version = None
-            self._established = True
             self.callbacks.emit("resync", str(e))
         except HTTPStatusError as e:
             if e.status in (400, 401, 403):
@@ -204,17 +218,21 @@ class DatabetClient(FeedClient):
             isinstance(exc, HTTPStatusError) and exc.status in (400, 401, 403))
 
     def _background(self) -> list[Any]:
-        return [self._watchdog(), self._persist_loop()]
+        return [self._persist_loop()]
+
+    def _abort(self) -> None:
+        if self._stream is not None:
+            self._stream.abort()
 
     def _finished(self) -> None:
         self._flush()
 
-    async def stop(self) -> None:
-        """End ``run()``; the last applied version is persisted before it returns."""
-        self._stopping = True
-        if self._stream is not None:
+    def _check_liveness(self) -> None:
+        if self._stream is not None and not self.gate.held and not self.gate.check():
+            self._error(StaleFeedError(
+                f"no log or heartbeat for {self.gate.silent_for():.1f}s; reconnecting"))
+            self._stale_reason = "heartbeat timeout"
             self._stream.abort()
-        self._flush()
 
     # --- the protocol --------------------------------------------------------------------
 
@@ -224,12 +242,10 @@ class DatabetClient(FeedClient):
         self.table.clear()
         self.sequence.reset()
         stream = await open_stream(self.endpoint, "GET", "/all", {}, self._on_snapshot_lines,
-                                   self.connect_timeout)
-        self._stream = stream
-        try:
-            await stream.done
-        finally:
-            self._stream = None
+                                   self.connect_timeout, on_head=lambda _: self._link_up(),
+                                   max_line_bytes=self.max_line_bytes,
+                                   progress_timeout=self.read_timeout)
+        await self._follow(stream)
         head = await stream.head
         version = head.headers.get("last-version") or self.table.version
         if not version:
@@ -255,21 +271,32 @@ class DatabetClient(FeedClient):
         try:
             stream = await open_stream(
                 self.endpoint, "GET", f"/log?heartbeat_interval={self.heartbeat_interval}",
-                headers, self._on_log_lines, self.connect_timeout,
-                on_head=lambda _: self.gate.release())
+                headers, self._on_log_lines, self.connect_timeout, on_head=self._log_head,
+                max_line_bytes=self.max_line_bytes)
         except HTTPStatusError as e:
             if e.status == 409:
                 raise ResyncRequired(f"/log answered 409 for version {self.version}") from e
             raise
+        await self._follow(stream)
+        raise ConnectError("/log stream ended")
+
+    async def _follow(self, stream: LineStream) -> None:
+        """Until ``stream`` ends; a cancel (``stop()``) closes it."""
         self._stream = stream
         try:
             await stream.done
-            raise ConnectError("/log stream ended")
         finally:
             self._stream = None
+            stream.abort()
+
+    def _log_head(self, _: object) -> None:
+        self._link_up()
+        self.gate.release()
 
     def _on_log_lines(self, lines: list[bytes], t_recv: int) -> None:
-        table, emit, stats = self.table, self.callbacks.emit, self.stats_counters
+        table, emit, stats, gate = self.table, self.callbacks.emit, self.stats_counters, self.gate
+        if self._established_at is None:
+            self._mark_established()
         for line in lines:
             try:
                 a = table.apply(line)
@@ -280,19 +307,20 @@ class DatabetClient(FeedClient):
                 continue
             t_applied = time.perf_counter_ns()
             stats.receive_to_decoded.record(t_applied - t_recv)
-            self.gate.touch()
             kind = a.event_type
             if kind == "heartbeat":
+                if self._lagging:
+                    self._lag(a.timestamp_ns)
+                gate.touch()
                 emit("heartbeat", a.timestamp_ns)
                 continue
+            if kind == "markets_updated" and a.timestamp_ns is not None:
+                self._lag(a.timestamp_ns)
+            gate.touch()
             version = a.version
             if self.sequence.observe(version) != "ok":
                 stats.gaps += 1
             self.version = version
-            if kind == "markets_updated" and a.timestamp_ns is not None:
-                lag = time.time_ns() - a.timestamp_ns
-                if lag > self.max_lag_ns:
-                    self._go_stale(f"markets_updated lags the local clock by {lag / 1e9:.1f}s")
             if not a.known_event:
                 emit("unknown_event", a)
                 if self.auto_refetch and a.sport_event_id:
@@ -306,26 +334,26 @@ class DatabetClient(FeedClient):
         stats.messages += len(lines)
         stats.bytes += sum(map(len, lines))
 
+    def _lag(self, timestamp_ns: int | None) -> None:
+        """The lag rule: hold the gate while stamps are older than ``max_lag_s`` (a global
+        bet stop, not a reconnect: a backlog must be applied, not re-requested)."""
+        lag = time.time_ns() - timestamp_ns if timestamp_ns is not None else 0
+        if timestamp_ns is not None:
+            self.stats_counters.server_to_receive.record(max(lag, 1))
+        if lag > self.max_lag_ns:
+            if not self._lagging:
+                self._lagging = True
+                self.gate.hold("lag", f"lag: markets_updated {lag / 1e9:.1f}s behind the "
+                                      f"local clock (limit {self.max_lag_ns / 1e9:g}s)")
+        elif self._lagging:
+            self._lagging = False
+            self.gate.clear("lag")
+
     # --- health, persistence, refetch -----------------------------------------------------
 
     def _health_changed(self, healthy: bool, reason: str) -> None:
         self.table.healthy = healthy
         super()._health_changed(healthy, reason)
-
-    def _go_stale(self, reason: str) -> None:
-        self._stale_reason = reason
-        self.gate.trip(reason)
-        if self._stream is not None:
-            self._stream.abort()
-
-    async def _watchdog(self) -> None:
-        step = min(0.25, self.heartbeat_interval / 4)
-        while True:
-            await asyncio.sleep(step)
-            if self._stream is not None and not self.gate.held and not self.gate.check():
-                self._error(StaleFeedError(
-                    f"no log or heartbeat for {self.gate.silent_for():.1f}s; reconnecting"))
-                self._go_stale("heartbeat timeout")
 
     async def _persist_loop(self) -> None:
         while True:
