@@ -1,11 +1,15 @@
-# C-level API of oddswire._wire: the picows listeners. cimport it to subclass the broker
-# listener in Cython, or to call the Rust quote decoder from your own listener:
+# C-level API of oddswire._wire: the picows listeners. cimport it to subclass a listener in
+# Cython, or to call the Rust quote decoder from your own listener:
 #
-#     from oddswire._wire cimport BrokerListener, QuoteOut, native_api
+#     from oddswire._wire cimport BrokerListener, FeedListener, QuoteOut, native_api
 #
 #     cdef class MyListener(BrokerListener):
 #         cdef int on_quote_c(self, QuoteOut* q) except -1:
 #             ...  # q.symbol is borrowed, valid while the book lives; return 0
+#
+#     cdef class MyFeed(FeedListener):
+#         cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:
+#             ...  # one whole message; `data` is valid only during the call; return 0
 #
 # The structs mirror rust/src/capi.rs (oddswire_native._C_API); the module refuses to import
 # against a native build with another ABI version or struct size.
@@ -22,6 +26,8 @@ ctypedef struct QuoteOut:
     int64_t ts
 
 
+# quote_apply returns 1 (a quote, `out` filled), 0 (another marker, book unchanged), 2 (a
+# quote for a symbol the book does not admit, book unchanged) or -1 (exception set).
 ctypedef int (*quote_apply_fn)(PyObject* book, const unsigned char* buf, Py_ssize_t size,
                                QuoteOut* out) except -1
 ctypedef int (*is_quote_book_fn)(PyObject* obj) noexcept
@@ -37,53 +43,73 @@ ctypedef struct NativeApi:
 cdef NativeApi* native_api
 
 
-cdef class BrokerListener(WSListener):
+cdef class FeedListener(WSListener):
+    """The frame handling every WebSocket feed shares: fragment reassembly (bounded), CLOSE,
+    PING answered only while the peer reads, text ping/pong, latency sampling, counters and
+    error isolation. A feed overrides ``on_message``: one whole message, zero-copy."""
     cdef:
-        readonly object book
-        PyObject* _book
         readonly WSTransport transport
         # Looked up once; None means "not wanted" (httptools style).
-        object _on_quote
-        object _on_array
-        object _on_object
         object _on_error
         object _on_connected
         object _on_disconnected
         object _on_sample
-        public object on_fresh
-        public bint notify_fresh
-        readonly bint quote_rows
-        readonly bint conflate
+        object _on_message
         # A fragmented message being assembled (TEXT or BINARY + CONTINUATION frames).
         char* _frag
         Py_ssize_t _frag_size
         Py_ssize_t _frag_cap
         bint _in_frag
+        bint _discarding
         readonly Py_ssize_t max_message_bytes
+        readonly Py_ssize_t max_write_buffer
+        # Text keep-alive (None: protocol PING / PONG frames).
+        bytes _ping_payload
+        bytes _pong_payload
+        # Latency sampling: one message in `_sample_every` is timed.
+        uint32_t _sample_every
+        uint32_t _sample_left
+        readonly uint64_t frames
+        readonly uint64_t bytes
+        readonly uint64_t messages
+        readonly uint64_t errors
+        readonly uint64_t pings
+        readonly uint64_t pongs
+        readonly bint pong_timed_out
+        readonly bint abandoned
+
+    cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1
+    cdef int _frame(self, int msg_type, const char* data, Py_ssize_t size, bint fin,
+                    bint last) except -1
+    cdef int _deliver_message(self, const char* data, Py_ssize_t size, bint last) except -1
+    cdef int _too_big(self) except -1
+    cdef int _sampled_since(self, int64_t t0) except -1
+    cdef int _call(self, object fn, object arg) except -1
+    cdef int _report(self, object exc) except -1
+
+
+cdef class BrokerListener(FeedListener):
+    cdef:
+        readonly object book
+        PyObject* _book
+        object _on_quote
+        object _on_array
+        object _on_object
+        public object on_fresh
+        public bint notify_fresh
+        readonly bint quote_rows
+        readonly bint conflate
         # Conflation: the latest quote per row within one read buffer, in arrival order.
         QuoteOut* _pend
         Py_ssize_t _npend
         Py_ssize_t _pend_cap
         int* _slot_of_row
         Py_ssize_t _slot_cap
-        # Latency sampling: one frame in `_sample_every` is timed.
-        uint32_t _sample_every
-        uint32_t _sample_left
-        readonly uint64_t frames
-        readonly uint64_t bytes
         readonly uint64_t quotes
         readonly uint64_t delivered
-        readonly uint64_t errors
-        readonly uint64_t pings
-        readonly uint64_t pongs
-        readonly bint pong_timed_out
+        readonly uint64_t rejected
 
     cdef int on_quote_c(self, QuoteOut* q) except -1
     cdef int _deliver(self, QuoteOut* q) except -1
     cdef int _flush(self) except -1
     cdef int _pend_quote(self, QuoteOut* q) except -1
-    cdef int _message(self, const char* data, Py_ssize_t size, bint last) except -1
-    cdef int _frame(self, int msg_type, const char* data, Py_ssize_t size, bint fin,
-                    bint last) except -1
-    cdef int _call(self, object fn, object arg) except -1
-    cdef int _report(self, object exc) except -1

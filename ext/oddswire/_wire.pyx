@@ -1,6 +1,11 @@
 # The picows listeners: the whole per-frame hot path of the WebSocket feeds in one module.
 #
-# BrokerListener takes each frame's payload pointer straight from picows' read buffer and
+# FeedListener is what every feed shares: frames in, whole messages out (fragments
+# reassembled within a bound), CLOSE answered, PING answered only while the peer reads what
+# we send, text ping/pong for feeds that use it, counters, sampling and error isolation.
+# A feed's listener overrides the C-level hook on_message(data, size, last).
+#
+# BrokerListener takes each quote's payload pointer straight from picows' read buffer and
 # hands it to the Rust compact decoder through the C entry point oddswire_native exports
 # (PyCapsule "oddswire_native._C_API"): no bytes object, no Python call until the user's
 # quote callback, which gets scalars. Frames that are not quotes (other markers, JSON
@@ -18,7 +23,7 @@ from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransp
 from oddswire.errors import DecodeError, ProtocolError
 
 cdef enum:
-    ABI_VERSION = 1
+    ABI_VERSION = 2
 
 native_api = <NativeApi*>PyCapsule_Import(b"oddswire_native._C_API", 0)
 if native_api.abi_version != ABI_VERSION or native_api.size != sizeof(NativeApi):
@@ -37,62 +42,60 @@ cdef inline bint _is_ws(char c) noexcept nogil:
     return c == b' ' or c == b'\t' or c == b'\n' or c == b'\r'
 
 
-cdef class BrokerListener(WSListener):
-    """picows listener for the broker stream (see ``oddswire.broker``).
+cdef class FeedListener(WSListener):
+    """picows listener base of the WebSocket feeds (see the module comment).
 
-    Quote frames (``["t", ...]``) are decoded from the read buffer into ``book`` (a
-    ``QuoteBook``) and delivered as ``on_quote(symbol, bid, ask, ts)``, or
-    ``on_quote(row)`` with ``quote_rows=True``. Other compact arrays go to
-    ``on_array(payload: bytes)``, JSON objects to ``on_object(payload: bytes)``; a frame
-    that is neither, or a quote that does not decode, goes to ``on_error(exc)`` and is
-    skipped. A text ``pong`` is the heartbeat answer and is consumed here.
+    Each whole message goes to the C-level ``on_message`` hook; the default hands it to
+    ``on_message(payload: bytes)`` when given. A fragmented message over
+    ``max_message_bytes`` is hopeless: it is reported once, the rest of it is discarded,
+    and the connection is closed with 1009. A PING is answered only while our unsent data
+    stays under ``max_write_buffer`` bytes; past that the peer is not reading, and the
+    connection is dropped instead of queueing PONGs for ever (connect with
+    ``enable_auto_pong=False``). ``ping_payload`` / ``pong_payload`` select a text
+    keep-alive (picows' user-specific ping hooks), else protocol PING / PONG frames.
 
-    ``conflate=True``: quotes are written to the book as they arrive, but the callback runs
-    once per symbol per read buffer, with the latest values, when picows reports the last
-    frame of the buffer, or before any non-quote frame, so the feed's order across event
-    kinds is kept.
-
-    An exception raised by a callback goes to ``on_error`` (wrapped by the caller as it
-    likes) and never reaches picows, so a bot's bug does not drop the connection.
+    One message in ``sample_every`` is timed (receive -> handled) for ``on_sample(t0, t1)``.
+    Exceptions raised by callbacks go to ``on_error`` and never reach picows, so a bot's
+    bug does not drop the connection. ``abandon()`` closes the connection as soon as it
+    exists (a stop during the handshake).
     """
 
-    def __init__(self, book, *, on_quote=None, on_array=None, on_object=None, on_error=None,
-                 on_connected=None, on_disconnected=None, on_sample=None,
-                 bint quote_rows=False, bint conflate=False,
-                 Py_ssize_t max_message_bytes=1 << 20, unsigned int sample_every=64):
-        if not native_api.is_quote_book(<PyObject*>book):
-            raise TypeError("book must be an oddswire.broker.QuoteBook")
-        if on_quote is not None and not quote_rows and not book.has_quote_fields:
-            raise ValueError("the book's schema has no bid/ask/ts fields: use quote_rows=True")
-        self.book = book
-        self._book = <PyObject*>book
-        self._on_quote = on_quote
-        self._on_array = on_array
-        self._on_object = on_object
+    def __init__(self, *, on_message=None, on_error=None, on_connected=None,
+                 on_disconnected=None, on_sample=None, Py_ssize_t max_message_bytes=1 << 20,
+                 Py_ssize_t max_write_buffer=1 << 20, bytes ping_payload=None,
+                 bytes pong_payload=None, unsigned int sample_every=64):
+        self._on_message = on_message
         self._on_error = on_error
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._on_sample = on_sample
-        self.quote_rows = quote_rows
-        self.conflate = conflate
         self.max_message_bytes = max_message_bytes
+        self.max_write_buffer = max_write_buffer
+        self._ping_payload = ping_payload
+        self._pong_payload = pong_payload
         self._sample_every = sample_every if on_sample is not None else 0
         self._sample_left = self._sample_every
 
     def __dealloc__(self):
         PyMem_Free(self._frag)
-        PyMem_Free(self._pend)
-        PyMem_Free(self._slot_of_row)
+
+    def abandon(self):
+        """Close the connection now, or as soon as the handshake completes."""
+        self.abandoned = True
+        if self.transport is not None:
+            self.transport.disconnect(False)
 
     # --- picows callbacks --------------------------------------------------------------
 
     cpdef on_ws_connected(self, WSTransport transport):
         self.transport = transport
+        if self.abandoned:
+            transport.disconnect(False)
+            return
         if self._on_connected is not None:
             self._on_connected(transport)
 
     cpdef on_ws_disconnected(self, WSTransport transport):
-        self._flush()
         hs = transport.close_handshake
         self.pong_timed_out = (transport.auto_ping_expect_pong and hs is not None
                                and hs.sent is not None and hs.sent.code == WSCloseCode.GOING_AWAY)
@@ -100,21 +103,39 @@ cdef class BrokerListener(WSListener):
             self._on_disconnected(transport)
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
-        if frame.msg_type == WSMsgType.CLOSE:
-            self._flush()
+        cdef int mt = frame.msg_type
+        if mt == WSMsgType.PING:
+            if (transport.underlying_transport.get_write_buffer_size()
+                    > self.max_write_buffer):
+                self._report(ProtocolError(
+                    f"the peer does not read what we send (over {self.max_write_buffer} "
+                    "bytes unsent): not answering its PING, disconnecting"))
+                transport.disconnect(False)
+            else:
+                transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if mt == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
             return
-        self._frame(frame.msg_type, frame.payload_ptr, frame.payload_size, frame.fin,
-                    frame.last_in_buffer)
+        self._frame(mt, frame.payload_ptr, frame.payload_size, frame.fin, frame.last_in_buffer)
 
     cpdef send_user_specific_ping(self, WSTransport transport):
         self.pings += 1
-        transport.send(WSMsgType.TEXT, b"ping")
+        if self._ping_payload is None:
+            transport.send_ping()
+        else:
+            transport.send(WSMsgType.TEXT, self._ping_payload)
 
     cpdef is_user_specific_pong(self, WSFrame frame):
-        if (frame.msg_type == WSMsgType.TEXT and frame.payload_size == 4
-                and memcmp(frame.payload_ptr, b"pong", 4) == 0):
+        if self._pong_payload is None:
+            if frame.msg_type == WSMsgType.PONG:
+                self.pongs += 1
+                return True
+            return False
+        cdef Py_ssize_t n = len(self._pong_payload)
+        if (frame.msg_type == WSMsgType.TEXT and frame.payload_size == n
+                and memcmp(frame.payload_ptr, <const char*>self._pong_payload, n) == 0):
             self.pongs += 1
             return True
         return False
@@ -130,6 +151,146 @@ cdef class BrokerListener(WSListener):
             ptr = <const char*>&view[0]
         self._frame(msg_type, ptr, view.shape[0], fin, last_in_buffer)
 
+    # --- frames into messages ----------------------------------------------------------
+
+    cdef int _frame(self, int msg_type, const char* data, Py_ssize_t size, bint fin,
+                    bint last) except -1:
+        cdef Py_ssize_t need, cap
+        cdef char* grown
+        self.frames += 1
+        self.bytes += size
+        if msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
+            self._discarding = False
+            if self._in_frag:
+                self._in_frag = False
+                self._report(ProtocolError(
+                    "a new message started before the fragmented one ended; dropped it"))
+            if fin:
+                return self._deliver_message(data, size, last)
+            self._in_frag = True
+            self._frag_size = 0
+        elif msg_type == WSMsgType.CONTINUATION:
+            if self._discarding:  # the rest of a message already refused
+                self._discarding = not fin
+                return 0
+            if not self._in_frag:
+                return self._report(ProtocolError("continuation frame without a message"))
+        else:  # PING / PONG control frames
+            return 0
+        need = self._frag_size + size
+        if need > self.max_message_bytes:
+            self._in_frag = False
+            self._discarding = not fin
+            return self._too_big()
+        if need > self._frag_cap:
+            cap = max(need, 2 * self._frag_cap, 256)
+            grown = <char*>PyMem_Realloc(self._frag, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self._frag = grown
+            self._frag_cap = cap
+        if size:
+            memcpy(self._frag + self._frag_size, data, size)
+        self._frag_size = need
+        if fin and msg_type == WSMsgType.CONTINUATION:
+            self._in_frag = False
+            return self._deliver_message(self._frag, self._frag_size, last)
+        return 0
+
+    cdef int _too_big(self) except -1:
+        self._report(ProtocolError(
+            f"fragmented message over max_message_bytes ({self.max_message_bytes}): "
+            "dropped, and the connection closed (1009)"))
+        if self.transport is not None:
+            self.transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, b"message too big")
+            self.transport.disconnect()
+        return 0
+
+    cdef int _deliver_message(self, const char* data, Py_ssize_t size, bint last) except -1:
+        cdef int64_t t0
+        self.messages += 1
+        if self._sample_every:
+            self._sample_left -= 1
+            if self._sample_left == 0:
+                self._sample_left = self._sample_every
+                t0 = _now_ns()
+                self.on_message(data, size, last)
+                return self._sampled_since(t0)
+        return self.on_message(data, size, last)
+
+    cdef int _sampled_since(self, int64_t t0) except -1:
+        try:
+            self._on_sample(t0, _now_ns())
+        except Exception as exc:
+            self._report(exc)
+        return 0
+
+    cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:
+        """One whole message; ``data`` is valid only during the call."""
+        if self._on_message is not None:
+            self._call(self._on_message, PyBytes_FromStringAndSize(data, size))
+        return 0
+
+    cdef int _call(self, object fn, object arg) except -1:
+        try:
+            fn(arg)
+        except Exception as exc:
+            self._report(exc)
+        return 0
+
+    cdef int _report(self, object exc) except -1:
+        self.errors += 1
+        if self._on_error is not None:
+            try:
+                self._on_error(exc)
+            except Exception:
+                pass  # the error sink itself failed: nothing safer to do than go on
+        return 0
+
+
+cdef class BrokerListener(FeedListener):
+    """picows listener for the broker stream (see ``oddswire.broker``).
+
+    Quote frames (``["t", ...]``) are decoded from the read buffer into ``book`` (a
+    ``QuoteBook``) and delivered as ``on_quote(symbol, bid, ask, ts)``, or
+    ``on_quote(row)`` with ``quote_rows=True``. Other compact arrays go to
+    ``on_array(payload: bytes)``, JSON objects to ``on_object(payload: bytes)``; a frame
+    that is neither, or a quote that does not decode, goes to ``on_error(exc)`` and is
+    skipped. A quote for a symbol the book does not admit (``QuoteBook.admit_new`` False)
+    changes nothing and is counted in ``rejected`` (the first one is reported). A text
+    ``pong`` is the heartbeat answer and is consumed here.
+
+    ``conflate=True``: quotes are written to the book as they arrive, but the callback runs
+    once per symbol per read buffer, with the latest values, when picows reports the last
+    frame of the buffer, or before any non-quote frame, so the feed's order across event
+    kinds is kept. Other keyword arguments are ``FeedListener``'s.
+    """
+
+    def __init__(self, book, *, on_quote=None, on_array=None, on_object=None,
+                 bint quote_rows=False, bint conflate=False, **kwargs):
+        if not native_api.is_quote_book(<PyObject*>book):
+            raise TypeError("book must be an oddswire.broker.QuoteBook")
+        if on_quote is not None and not quote_rows and not book.has_quote_fields:
+            raise ValueError("the book's schema has no bid/ask/ts fields: use quote_rows=True")
+        kwargs.setdefault("ping_payload", b"ping")
+        kwargs.setdefault("pong_payload", b"pong")
+        FeedListener.__init__(self, **kwargs)
+        self.book = book
+        self._book = <PyObject*>book
+        self._on_quote = on_quote
+        self._on_array = on_array
+        self._on_object = on_object
+        self.quote_rows = quote_rows
+        self.conflate = conflate
+
+    def __dealloc__(self):
+        PyMem_Free(self._pend)
+        PyMem_Free(self._slot_of_row)
+
+    cpdef on_ws_disconnected(self, WSTransport transport):
+        self._flush()
+        FeedListener.on_ws_disconnected(self, transport)
+
     def set_on_quote(self, on_quote):
         """Replace the quote callback (None: quotes only update the book)."""
         if on_quote is not None and not self.quote_rows and not self.book.has_quote_fields:
@@ -142,57 +303,10 @@ cdef class BrokerListener(WSListener):
 
     # --- the hot path -----------------------------------------------------------------
 
-    cdef int _frame(self, int msg_type, const char* data, Py_ssize_t size, bint fin,
-                    bint last) except -1:
-        cdef Py_ssize_t need
-        cdef char* grown
-        self.frames += 1
-        self.bytes += size
-        if msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
-            if self._in_frag:
-                self._in_frag = False
-                self._report(ProtocolError(
-                    "a new message started before the fragmented one ended; dropped it"))
-            if fin:
-                return self._message(data, size, last)
-            self._in_frag = True
-            self._frag_size = 0
-        elif msg_type == WSMsgType.CONTINUATION:
-            if not self._in_frag:
-                return self._report(ProtocolError("continuation frame without a message"))
-        else:  # PING / PONG control frames: picows answers pings itself
-            return 0
-        need = self._frag_size + size
-        if need > self.max_message_bytes:
-            self._in_frag = False
-            return self._report(ProtocolError(
-                f"fragmented message over max_message_bytes ({self.max_message_bytes})"))
-        if need > self._frag_cap:
-            grown = <char*>PyMem_Realloc(self._frag, max(need, 2 * self._frag_cap, 256))
-            if grown == NULL:
-                raise MemoryError()
-            self._frag = grown
-            self._frag_cap = max(need, 2 * self._frag_cap, 256)
-        if size:
-            memcpy(self._frag + self._frag_size, data, size)
-        self._frag_size = need
-        if fin and msg_type == WSMsgType.CONTINUATION:
-            self._in_frag = False
-            return self._message(self._frag, self._frag_size, last)
-        return 0
-
-    cdef int _message(self, const char* data, Py_ssize_t size, bint last) except -1:
+    cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:
         cdef QuoteOut q
         cdef Py_ssize_t i = 0
         cdef int rc
-        cdef int64_t t0 = 0
-        cdef bint timed = False
-        if self._sample_every:
-            self._sample_left -= 1
-            if self._sample_left == 0:
-                self._sample_left = self._sample_every
-                timed = True
-                t0 = _now_ns()
         while i < size and _is_ws(data[i]):
             i += 1
         if i < size and data[i] == b'[':
@@ -211,10 +325,14 @@ cdef class BrokerListener(WSListener):
                     self._pend_quote(&q)
                     if last:
                         self._flush()
-                else:
-                    self._deliver(&q)
-                if timed:
-                    self._on_sample(t0, _now_ns())
+                    return 0
+                return self._deliver(&q)
+            if rc == 2:
+                self.rejected += 1
+                if self.rejected == 1:
+                    self._report(ProtocolError(
+                        "quotes for symbols this client did not subscribe are dropped "
+                        "(counted in rejected)"))
                 return 0
             self._flush()
             if self._on_array is not None:
@@ -285,20 +403,4 @@ cdef class BrokerListener(WSListener):
             self._slot_of_row[self._pend[i].row] = -1
         for i in range(n):
             self._deliver(&self._pend[i])
-        return 0
-
-    cdef int _call(self, object fn, object arg) except -1:
-        try:
-            fn(arg)
-        except Exception as exc:
-            self._report(exc)
-        return 0
-
-    cdef int _report(self, object exc) except -1:
-        self.errors += 1
-        if self._on_error is not None:
-            try:
-                self._on_error(exc)
-            except Exception:
-                pass  # the error sink itself failed: nothing safer to do than go on
         return 0

@@ -8,28 +8,24 @@ from picows import WSFrame, WSListener, WSTransport
 
 from oddswire_native import QuoteBook
 
-class BrokerListener(WSListener):
-    """Decodes broker quote frames from picows' read buffer into a ``QuoteBook`` and calls
-    ``on_quote(symbol, bid, ask, ts)`` (or ``on_quote(row)``) with scalars."""
+class FeedListener(WSListener):
+    """The frame layer every WebSocket feed shares: whole messages out of frames
+    (fragments reassembled up to ``max_message_bytes``), CLOSE answered, PING answered only
+    while the peer reads, text or protocol keep-alive, counters, sampling, error isolation.
+    Cython subclasses override the C-level ``on_message``; the default calls
+    ``on_message(payload: bytes)``."""
 
-    book: QuoteBook
     transport: WSTransport | None
-    on_fresh: Callable[[], Any] | None
-    notify_fresh: bool
-    @property
-    def quote_rows(self) -> bool: ...
-    @property
-    def conflate(self) -> bool: ...
     @property
     def max_message_bytes(self) -> int: ...
+    @property
+    def max_write_buffer(self) -> int: ...
     @property
     def frames(self) -> int: ...
     @property
     def bytes(self) -> int: ...
     @property
-    def quotes(self) -> int: ...
-    @property
-    def delivered(self) -> int: ...
+    def messages(self) -> int: ...
     @property
     def errors(self) -> int: ...
     @property
@@ -38,22 +34,24 @@ class BrokerListener(WSListener):
     def pongs(self) -> int: ...
     @property
     def pong_timed_out(self) -> bool: ...
+    @property
+    def abandoned(self) -> bool: ...
     def __init__(
         self,
-        book: QuoteBook,
         *,
-        on_quote: Callable[..., Any] | None = None,
-        on_array: Callable[[builtins.bytes], Any] | None = None,
-        on_object: Callable[[builtins.bytes], Any] | None = None,
+        on_message: Callable[[builtins.bytes], Any] | None = None,
         on_error: Callable[[BaseException], Any] | None = None,
         on_connected: Callable[[WSTransport], Any] | None = None,
         on_disconnected: Callable[[WSTransport], Any] | None = None,
         on_sample: Callable[[int, int], Any] | None = None,
-        quote_rows: bool = False,
-        conflate: bool = False,
         max_message_bytes: int = 1 << 20,
+        max_write_buffer: int = 1 << 20,
+        ping_payload: builtins.bytes | None = None,
+        pong_payload: builtins.bytes | None = None,
         sample_every: int = 64,
     ) -> None: ...
+    def abandon(self) -> None:
+        """Close the connection now, or as soon as the handshake completes."""
     def on_ws_connected(self, transport: WSTransport) -> None: ...
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None: ...
     def on_ws_disconnected(self, transport: WSTransport) -> None: ...
@@ -68,6 +66,35 @@ class BrokerListener(WSListener):
         last_in_buffer: bool = True,
     ) -> None:
         """Process one frame's payload as if picows had delivered it (tests, replay)."""
+
+class BrokerListener(FeedListener):
+    """Decodes broker quote frames from picows' read buffer into a ``QuoteBook`` and calls
+    ``on_quote(symbol, bid, ask, ts)`` (or ``on_quote(row)``) with scalars."""
+
+    book: QuoteBook
+    on_fresh: Callable[[], Any] | None
+    notify_fresh: bool
+    @property
+    def quote_rows(self) -> bool: ...
+    @property
+    def conflate(self) -> bool: ...
+    @property
+    def quotes(self) -> int: ...
+    @property
+    def delivered(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    def __init__(
+        self,
+        book: QuoteBook,
+        *,
+        on_quote: Callable[..., Any] | None = None,
+        on_array: Callable[[builtins.bytes], Any] | None = None,
+        on_object: Callable[[builtins.bytes], Any] | None = None,
+        quote_rows: bool = False,
+        conflate: bool = False,
+        **kwargs: Any,
+    ) -> None: ...
     def set_on_quote(self, on_quote: Callable[..., Any] | None) -> None: ...
     def flush(self) -> None:
         """Deliver the conflated quotes still pending."""

@@ -11,7 +11,10 @@ accepted), ``ts`` an integer in [0, 2**63-1]. Account-scoped arrays default to::
     ["n", login, id, kind, data, ts]                                        -> "notification"
 
 and reach callbacks as a dict keyed by those names (values past the schema under
-``"extra"``). Any other marker is an ``unknown`` event ``(marker, values)``.
+``"extra"``). An array of those markers that does not fit its layout (a server with
+another field order) is still delivered, as ``{"values": [...], "layout_error": "..."}``
+with the values as they came, and the mismatch is reported once through ``error``. Any
+other marker is an ``unknown`` event ``(marker, values)``.
 
 ``QuoteBook`` keeps the last quote per symbol in numpy columns (``bid``, ``ask``, ``ts``
 and any extra schema field) that grow by doubling: a growth reallocates the columns, so
@@ -25,26 +28,23 @@ entry point) and calls the ``quote`` callback with scalars. See ``BrokerClient``
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
-from picows import WSError, WSMsgType, WSTransport, ws_connect
 
 from oddswire._wire import BrokerListener
-from oddswire.client import FeedClient, ReconnectPolicy
+from oddswire._ws import TokenSource, WSFeedClient, resolve_token
+from oddswire.client import ReconnectPolicy
 from oddswire.errors import (
     AccountSwitchError,
     AuthError,
     ConfigError,
     ConnectError,
     DecodeError,
-    ProtocolError,
-    StaleFeedError,
+    OddswireError,
 )
 from oddswire_native import CompactDecoder, QuoteBook
 
@@ -56,8 +56,6 @@ __all__ = [
     "CompactDecoder",
     "QuoteBook",
 ]
-
-log = logging.getLogger("oddswire.broker")
 
 #: Events a BrokerClient emits, and what the callback receives.
 EVENTS = frozenset({
@@ -91,11 +89,10 @@ ACCOUNT_SCHEMAS: dict[str, list[tuple[str, str]]] = {
     "n": [("login", "i64"), ("id", "i64"), ("kind", "str"), ("data", "json"), ("ts", "ts")],
 }
 
-TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 AccountForm = Literal["active_login", "login", "data"]
 
 
-class BrokerClient(FeedClient):
+class BrokerClient(WSFeedClient):
     """The broker stream: authenticate, select the account, subscribe, stream quotes into
     ``book``; reconnect with backoff and replay the session (token, account, symbols).
 
@@ -120,59 +117,60 @@ class BrokerClient(FeedClient):
     ``(symbol, bid, ask, ts)`` (or ``(row,)`` with ``quote_rows=True``); ``conflate=True``
     delivers only the latest quote per symbol of each socket read. With no ``quote``
     callback, quotes only update the book.
+
+    Bounds: quotes for symbols the client did not subscribe are dropped and counted
+    (``stats()["rejected"]``, the first reported through ``error``) unless
+    ``admit_unsubscribed=True``, so a server cannot grow the book without limit; an account
+    array that does not fit its assumed layout is still delivered (see ``ACCOUNT_SCHEMAS``).
     """
 
     EVENTS = EVENTS
     FEED = "broker"
+    LISTENER_COUNTERS = ("frames", "bytes", "messages", "quotes", "delivered", "rejected",
+                         "pings", "pongs")
 
     def __init__(self, url: str, *, token: TokenSource, account: int | None = None,
                  account_form: AccountForm = "active_login", switch_on_connect: bool = True,
                  symbols: Iterable[str] = (), book: QuoteBook | None = None,
                  schemas: Mapping[str, Sequence[tuple[str, str]]] | None = None,
                  quote_rows: bool = False, conflate: bool = False,
+                 admit_unsubscribed: bool = False,
                  ping_interval: float = 5.0, pong_timeout: float = 5.0,
                  stale_after: float = 10.0, reconnect: ReconnectPolicy | None = None,
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  auth_timeout: float = 10.0, max_message_bytes: int = 1 << 20,
+                 max_write_buffer: int = 1 << 20, follow_redirects: bool = False,
                  sample_every: int = 64) -> None:
-        if not url.startswith(("ws://", "wss://")):
-            raise ConfigError("BrokerClient url must be ws:// or wss://")
         if account_form not in ("active_login", "login", "data"):
             raise ConfigError("account_form must be 'active_login', 'login' or 'data'")
-        if not 0 < pong_timeout <= ping_interval:
-            raise ConfigError("need 0 < pong_timeout <= ping_interval")
-        super().__init__(reconnect=reconnect, stale_after=stale_after)
-        self.url = url
+        super().__init__(url, reconnect=reconnect, stale_after=stale_after,
+                         ssl_context=ssl_context, connect_timeout=connect_timeout,
+                         ping_interval=ping_interval, pong_timeout=pong_timeout,
+                         max_message_bytes=max_message_bytes,
+                         max_write_buffer=max_write_buffer, follow_redirects=follow_redirects)
         self._token = token
         self.account = account
         self.account_form = account_form
         self.switch_on_connect = switch_on_connect
         self.book = book if book is not None else QuoteBook()
+        self.book.admit_new = admit_unsubscribed
         self.decoder = CompactDecoder({**ACCOUNT_SCHEMAS, **(schemas or {})})
         self._field_names = {m: [f[0] for f in fields]
                              for m, fields in self.decoder.schemas.items() if m != "t"}
         self.quote_rows = quote_rows
         self.conflate = conflate
-        self.ping_interval = ping_interval
-        self.pong_timeout = pong_timeout
-        self.ssl_context = ssl_context
-        self.connect_timeout = connect_timeout
         self.auth_timeout = auth_timeout
-        self.max_message_bytes = max_message_bytes
         self.sample_every = sample_every
         self.active_login: int | None = None
         self._symbols: set[str] = set()
         self._add_symbols(symbols)
-        self._transport: WSTransport | None = None
-        self._listener: BrokerListener | None = None
         self._authorized = False
         self._auth: asyncio.Future[None] | None = None
+        self._layout_reported: set[str] = set()
         # account.switch requests in flight on this connection (answers come in order), and
         # those asked for while disconnected, answered by the switch after the next login.
         self._switches: deque[tuple[asyncio.Future[int], int | None]] = deque()
         self._waiting: list[asyncio.Future[int]] = []
-        self._counters = dict.fromkeys(("frames", "bytes", "quotes", "delivered", "pings",
-                                        "pongs"), 0)
         self._quotes_seen = 0
 
     # --- public API ----------------------------------------------------------------------
@@ -188,7 +186,7 @@ class BrokerClient(FeedClient):
 
     def on(self, name: str, fn: Any = None) -> Any:
         registered = super().on(name, fn)
-        if name == "quote" and self._listener is not None:
+        if name == "quote" and isinstance(self._listener, BrokerListener):
             self._listener.set_on_quote(self.callbacks.direct("quote"))
         return registered
 
@@ -218,78 +216,38 @@ class BrokerClient(FeedClient):
         self._waiting.append(fut)
         return fut
 
-    async def stop(self) -> None:
-        """End ``run()``: close the WebSocket and stop reconnecting."""
-        self._stopping = True
-        if self._transport is not None:
-            self._transport.send_close()
-            self._transport.disconnect()
-
     def stats(self) -> dict[str, Any]:
-        # The listener counts in C; fold its totals in so messages/bytes and their rates
-        # come from the one shared snapshot.
-        totals = dict(self._counters)
-        if self._listener is not None:
-            for k in totals:
-                totals[k] += getattr(self._listener, k)
-        self.stats_counters.messages, self.stats_counters.bytes = totals["frames"], totals["bytes"]
-        out = self.stats_counters.snapshot(self.callbacks)
-        out.update(totals)
-        out.update(healthy=self.healthy, symbols=len(self.book), active_login=self.active_login,
+        out = super().stats()
+        out.update(symbols=len(self.book), active_login=self.active_login,
                    subscribed=len(self._symbols))
         return out
 
     # --- one connection ------------------------------------------------------------------
 
     async def _attempt(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._auth = loop.create_future()
+        self._auth = asyncio.get_running_loop().create_future()
+        self._auth.add_done_callback(_consume)
         listener = BrokerListener(
             self.book, on_quote=self.callbacks.direct("quote"), on_array=self._on_array,
-            on_object=self._on_object, on_error=self._on_listener_error,
-            on_disconnected=self._on_disconnected, on_sample=self._on_sample,
-            quote_rows=self.quote_rows, conflate=self.conflate,
-            max_message_bytes=self.max_message_bytes, sample_every=self.sample_every)
+            on_object=self._on_object, on_sample=self._on_sample, quote_rows=self.quote_rows,
+            conflate=self.conflate, sample_every=self.sample_every, **self._listener_options())
         listener.on_fresh = self.gate.touch
+        transport = None
         try:
-            transport, _ = await asyncio.wait_for(ws_connect(
-                lambda: listener, self.url, ssl_context=self.ssl_context,
-                websocket_handshake_timeout=self.connect_timeout,
-                enable_auto_ping=True, auto_ping_idle_timeout=self.ping_interval,
-                auto_ping_reply_timeout=self.pong_timeout, logger_name="oddswire.broker",
-                max_frame_size=self.max_message_bytes), self.connect_timeout)
-        except (OSError, WSError, TimeoutError) as e:
-            raise ConnectError(f"broker: cannot connect to {self._where()}: "
-                               f"{type(e).__name__}: {e}") from e
-        self._listener, self._transport = listener, transport
-        self._quotes_seen = 0
-        self.callbacks.emit("connected")
-        try:
-            token = self._token() if callable(self._token) else self._token
-            if inspect.isawaitable(token):
-                token = await token
-            if not isinstance(token, str) or not token:
-                raise ConfigError("token must be a non-empty string")
-            self._send({"authorization": token})
+            transport = await self._ws_connect(listener, self.url)
+            self._quotes_seen = 0
+            self._send({"authorization": await resolve_token(self._token)})
             try:
                 await asyncio.wait_for(asyncio.shield(self._auth), self.auth_timeout)
             except TimeoutError:
                 raise ConnectError(
                     f"broker: no authorization answer within {self.auth_timeout}s") from None
-            self._established = True
+            self._mark_established()
             self._after_auth()
-            try:
-                await transport.wait_disconnected()
-            except WSError as e:  # picows' frame parser: garbage on the wire
-                raise ProtocolError(f"broker: WebSocket protocol error: {e}") from e
+            await self._ws_wait(transport)
         finally:
             self._authorized = False
-            self._transport = None
-            if not transport.is_disconnected:
-                transport.disconnect(graceful=False)
-            for k in self._counters:
-                self._counters[k] += getattr(listener, k)
-            self._listener = None
+            self._ws_release(listener, transport)
 
     def _after_auth(self) -> None:
         self._authorized = True
@@ -300,7 +258,7 @@ class BrokerClient(FeedClient):
             fut.add_done_callback(lambda f: _copy_result(f, waiting))
         if self._symbols:
             self._send({"event": "subscribe", "data": sorted(self._symbols)})
-            assert self._listener is not None
+            assert isinstance(self._listener, BrokerListener)
             self._listener.notify_fresh = True
             self.gate.release()
         else:
@@ -320,20 +278,13 @@ class BrokerClient(FeedClient):
         self._send(msg)
         return fut
 
-    def _send(self, obj: dict[str, Any]) -> None:
-        if self._transport is not None:
-            self._transport.send(WSMsgType.TEXT, orjson.dumps(obj))
-
-    def _where(self) -> str:
-        return self.url.split("?", 1)[0]  # a query may hold credentials
-
     # --- frames from the listener --------------------------------------------------------
 
     def _on_array(self, payload: bytes) -> None:
         try:
             values = self.decoder.decode(payload)
         except DecodeError as e:
-            self._error(e)
+            self._off_layout(payload, e)
             return
         marker, rest = values[0], values[1:]
         name = _MARKER_EVENTS.get(marker)
@@ -345,6 +296,27 @@ class BrokerClient(FeedClient):
         if len(rest) > len(names):
             event["extra"] = list(rest[len(names):])
         self.callbacks.emit(name, event)
+
+    def _off_layout(self, payload: bytes, exc: DecodeError) -> None:
+        """An account array that does not fit its assumed layout is still an event: it is
+        delivered with its values as they came (``event["values"]``), and the mismatch is
+        reported once per marker. Only what is not a JSON array at all is dropped."""
+        try:
+            values = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            values = None
+        name = (_MARKER_EVENTS.get(values[0]) if isinstance(values, list) and values
+                and isinstance(values[0], str) else None)
+        if name is None:
+            self._error(exc)
+            return
+        marker = values[0]
+        if marker not in self._layout_reported:
+            self._layout_reported.add(marker)
+            self._error(DecodeError(
+                f"{marker!r} arrays do not fit the assumed layout ({exc}); delivering them "
+                f"with their values as they came, in event['values'] (see schemas=)"))
+        self.callbacks.emit(name, {"values": values[1:], "layout_error": str(exc)})
 
     def _on_object(self, payload: bytes) -> None:
         try:
@@ -395,7 +367,7 @@ class BrokerClient(FeedClient):
             fut.set_exception(AccountSwitchError(code, login))
 
     def _on_listener_error(self, exc: BaseException) -> None:
-        if isinstance(exc, DecodeError | ProtocolError):
+        if isinstance(exc, OddswireError):
             self._error(exc)
         else:  # the quote callback raised
             self.callbacks.report("quote", exc)
@@ -403,19 +375,7 @@ class BrokerClient(FeedClient):
     def _on_sample(self, t0: int, t1: int) -> None:
         self.stats_counters.receive_to_callback.record(t1 - t0)
 
-    def _on_disconnected(self, transport: WSTransport) -> None:
-        listener = self._listener
-        if listener is not None and listener.pong_timed_out:
-            reason = f"no pong within {self.pong_timeout}s"
-            self._stale_reason = reason
-            self._error(StaleFeedError(f"broker: {reason}; reconnecting"))
-        else:
-            hs = transport.close_handshake
-            if hs is not None and hs.recv is not None:
-                why = f" {hs.recv.reason}" if hs.recv.reason else ""
-                reason = f"closed by server ({hs.recv.code.value}{why})"
-            else:
-                reason = "stopped" if self._stopping else "connection lost"
+    def _on_link_lost(self, reason: str) -> None:
         if self._auth is not None and not self._auth.done():
             self._auth.set_exception(ConnectError(f"broker: {reason} before authorization"))
         self._waiting.extend(f for f, _ in self._switches if not f.done())
@@ -425,32 +385,27 @@ class BrokerClient(FeedClient):
                 fut.cancel()
             self._waiting.clear()
         self.active_login = None
-        self.callbacks.emit("disconnected", reason)
 
     # --- health --------------------------------------------------------------------------
 
-    def _background(self) -> list[Any]:
-        return [self._watchdog()]
-
-    async def _watchdog(self) -> None:
-        step = min(0.25, self.gate.limit / 4)
-        while True:
-            await asyncio.sleep(step)
-            listener = self._listener
-            if listener is None or not self._authorized or not self._symbols:
-                continue
-            if listener.quotes != self._quotes_seen:
-                self._quotes_seen = listener.quotes
-                self.gate.touch()
-            elif not self.gate.held and not self.gate.check():
-                # A quiet market is not a dead link (pings cover that): stay connected,
-                # and let the next quote raise the flag again.
-                self.gate.release()
-                listener.notify_fresh = True
+    def _check_liveness(self) -> None:
+        listener = self._listener
+        if not isinstance(listener, BrokerListener) or not self._authorized or not self._symbols:
+            return
+        if listener.quotes != self._quotes_seen:
+            self._quotes_seen = listener.quotes
+            self.gate.touch()
+        elif not self.gate.held and not self.gate.check():
+            # A quiet market is not a dead link (pings cover that): stay connected,
+            # and let the next quote raise the flag again.
+            self.gate.release()
+            listener.notify_fresh = True
 
     def _add_symbols(self, symbols: Iterable[str]) -> set[str]:
         new = set(_symbol_list(symbols)) - self._symbols
         self._symbols |= new
+        if new:
+            self.book.reserve(sorted(new))
         return new
 
 

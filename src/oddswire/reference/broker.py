@@ -30,6 +30,8 @@ class BrokerListener:
         self.max_message_bytes = max_message_bytes
         self.frames = self.bytes = self.quotes = self.delivered = self.errors = self.pongs = 0
         self._frag: bytearray | None = None
+        self._discarding = False
+        self.rejected = 0
         self._pending: dict[int, tuple[Any, ...]] = {}  # row -> quote, insertion ordered
 
     def feed(self, payload: bytes, *, msg_type: int = TEXT, fin: bool = True,
@@ -37,6 +39,7 @@ class BrokerListener:
         self.frames += 1
         self.bytes += len(payload)
         if msg_type in (TEXT, BINARY):
+            self._discarding = False
             if self._frag is not None:
                 self._frag = None
                 self._report(ProtocolError(
@@ -46,6 +49,9 @@ class BrokerListener:
                 return
             self._frag = bytearray()
         elif msg_type == CONTINUATION:
+            if self._discarding:
+                self._discarding = not fin
+                return
             if self._frag is None:
                 self._report(ProtocolError("continuation frame without a message"))
                 return
@@ -54,8 +60,10 @@ class BrokerListener:
         assert self._frag is not None
         if len(self._frag) + len(payload) > self.max_message_bytes:
             self._frag = None
+            self._discarding = not fin
             self._report(ProtocolError(
-                f"fragmented message over max_message_bytes ({self.max_message_bytes})"))
+                f"fragmented message over max_message_bytes ({self.max_message_bytes}): "
+                "dropped, and the connection closed (1009)"))
             return
         self._frag += payload
         if fin and msg_type == CONTINUATION:
@@ -85,6 +93,13 @@ class BrokerListener:
                         self.flush()
                 else:
                     self._deliver(quote)
+                return
+            if row == -2:
+                self.rejected += 1
+                if self.rejected == 1:
+                    self._report(ProtocolError(
+                        "quotes for symbols this client did not subscribe are dropped "
+                        "(counted in rejected)"))
                 return
             self.flush()
             self._call(self.on_array, data)
