@@ -12,15 +12,16 @@ use pyo3::types::PyCapsule;
 
 use crate::compact::{to_err, QuoteBook, QuoteOut};
 
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 #[repr(C)]
 pub struct NativeApi {
     pub abi_version: u32,
     pub size: u32,
     /// Decode the compact array at `buf[..len]` into `book` (a `QuoteBook`). Returns 1 and
-    /// fills `out` for a quote, 0 for a frame with another marker (book unchanged), -1 with
-    /// a Python exception set (a `DecodeError`; the book is unchanged).
+    /// fills `out` for a quote, 0 for a frame with another marker (book unchanged), 2 for a
+    /// quote whose symbol the book does not admit (book unchanged, `out.row` -1, `out.symbol`
+    /// NULL), -1 with a Python exception set (a `DecodeError`; the book is unchanged).
     pub quote_apply:
         unsafe extern "C" fn(book: *mut ffi::PyObject, buf: *const u8, len: isize, out: *mut QuoteOut) -> c_int,
     /// 1 if `obj` is a `QuoteBook`, else 0.
@@ -39,6 +40,7 @@ unsafe extern "C" fn quote_apply(book: *mut ffi::PyObject, buf: *const u8, len: 
         let data = unsafe { std::slice::from_raw_parts(buf, len.max(0) as usize) };
         match b.apply_bytes(py, data, Some(unsafe { &mut *out })) {
             Ok(-1) => Ok(0),
+            Ok(-2) => Ok(2),
             Ok(_) => Ok(1),
             Err(e) => Err(to_err(py, e)),
         }

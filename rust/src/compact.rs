@@ -418,6 +418,9 @@ pub struct QuoteBook {
     capacity: usize,
     /// Positions of bid, ask and ts among the typed fields after the symbol, when present.
     quote_fields: Option<[usize; 3]>,
+    /// False: a quote for a symbol without a row (see `reserve`) changes nothing.
+    admit_new: bool,
+    rejected: u64,
 }
 
 // SAFETY: the raw pointers point into numpy arrays owned by `columns`; they are only
@@ -471,8 +474,8 @@ fn grow_column(py: Python<'_>, col: &Py<PyAny>, ty: FieldType, old: usize, new: 
 #[pymethods]
 impl QuoteBook {
     #[new]
-    #[pyo3(signature = (schema=None, capacity=64))]
-    fn new(py: Python<'_>, schema: Option<&Bound<'_, PyAny>>, capacity: usize) -> PyResult<Self> {
+    #[pyo3(signature = (schema=None, capacity=64, admit_new=true))]
+    fn new(py: Python<'_>, schema: Option<&Bound<'_, PyAny>>, capacity: usize, admit_new: bool) -> PyResult<Self> {
         let schema = match schema {
             None => Schema::quote(),
             Some(fields) => {
@@ -509,13 +512,16 @@ impl QuoteBook {
             ptrs: Vec::new(),
             capacity,
             quote_fields,
+            admit_new,
+            rejected: 0,
         };
         book.refresh_ptrs(py);
         Ok(book)
     }
 
-    /// Decode a frame and write the quote into its row: the row, or -1 for another marker
-    /// (only the marker of such a frame is checked; decode it with CompactDecoder).
+    /// Decode a frame and write the quote into its row: the row, -1 for another marker
+    /// (only the marker of such a frame is checked; decode it with CompactDecoder), or -2
+    /// for a quote whose symbol the book does not admit (``admit_new`` False, no row).
     fn apply(&mut self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<i64> {
         let buf = frame_bytes(frame)?;
         match self.apply_bytes(py, buf, None) {
@@ -529,6 +535,38 @@ impl QuoteBook {
     #[getter]
     fn has_quote_fields(&self) -> bool {
         self.quote_fields.is_some()
+    }
+
+    /// Whether a quote for a symbol without a row creates one (True) or is rejected.
+    #[getter]
+    fn admit_new(&self) -> bool {
+        self.admit_new
+    }
+
+    #[setter]
+    fn set_admit_new(&mut self, value: bool) {
+        self.admit_new = value;
+    }
+
+    /// Quotes rejected because their symbol had no row and ``admit_new`` was False.
+    #[getter]
+    fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Create rows for ``symbols`` (NaN prices, ts 0) so their quotes are admitted.
+    fn reserve(&mut self, py: Python<'_>, symbols: &Bound<'_, PyAny>) -> PyResult<()> {
+        if symbols.is_instance_of::<PyString>() {
+            return Err(crate::errors::config_error("reserve() takes an iterable of symbols, not one string"));
+        }
+        for s in symbols.try_iter()? {
+            let s = s?;
+            let name: &str = s.cast::<PyString>()?.to_str()?;
+            if !self.rows.contains_key(name) {
+                self.new_row(py, name);
+            }
+        }
+        Ok(())
     }
 
     /// The row of a symbol, or -1.
@@ -585,6 +623,17 @@ impl QuoteBook {
 }
 
 impl QuoteBook {
+    /// A fresh row for `symbol`; its typed fields keep their empty values (NaN, 0, false).
+    fn new_row(&mut self, py: Python<'_>, symbol: &str) -> usize {
+        let r = self.symbols.len();
+        if r == self.capacity {
+            self.grow(py, self.capacity * 2);
+        }
+        self.rows.insert(symbol.into(), r as u32);
+        self.symbols.push(PyString::intern(py, symbol).unbind());
+        r
+    }
+
     fn grow(&mut self, py: Python<'_>, new: usize) {
         let old = self.capacity;
         for (i, f) in self.schema.fields[1..].iter().enumerate() {
@@ -624,15 +673,15 @@ impl QuoteBook {
         let Typed::Str(symbol) = &fields[0] else { unreachable!() };
         let row = match self.rows.get(symbol.as_ref()) {
             Some(&r) => r as usize,
-            None => {
-                let r = self.symbols.len();
-                if r == self.capacity {
-                    self.grow(py, self.capacity * 2);
+            None if !self.admit_new => {
+                self.rejected += 1;
+                if let Some(out) = out {
+                    out.row = -1;
+                    out.symbol = std::ptr::null_mut();
                 }
-                self.rows.insert(symbol.as_ref().into(), r as u32);
-                self.symbols.push(PyString::intern(py, symbol).unbind());
-                r
+                return Ok(-2);
             }
+            None => self.new_row(py, symbol),
         };
         for (ptr, value) in self.ptrs.iter().zip(&fields[1..]) {
             // SAFETY: row < capacity == len of every column, and each pointer's element type
