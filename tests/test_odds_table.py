@@ -46,6 +46,17 @@ def snapshot(sid="e0", markets=(), status=1, bet_stop=False, version="v", ts=1):
 
 decimals = st.sampled_from(["1", "1.01", "2.27", "12.5", "100", "0.5", "3.3333", "1e2"])
 statuses = st.integers(0, 6)
+# Numbers orjson reads back exactly (kept) and ones it cannot (refused): integers outside
+# [-2**63, 2**64-1] become floats or fail in orjson, floats past 1.8e308 overflow.
+NUMBERS = ["18446744073709551615", "-9223372036854775808", "1e308", "-0", "1e-400",
+           "18446744073709551616", "-9223372036854775809", "1" * 400, "1e400", "-1E309",
+           "123456789012345678901234567890"]
+HOLE = "\x00hole"
+
+
+def with_number(raw: bytes, number: str) -> bytes:
+    """``raw`` with the string ``HOLE`` replaced by a number orjson.dumps cannot write."""
+    return raw.replace(orjson.dumps(HOLE), number.encode())
 
 
 @st.composite
@@ -68,7 +79,7 @@ def log_lines(draw):
     ts = draw(st.integers(0, 10**4))
     kind = draw(st.sampled_from([
         "snap", "markets", "markets", "markets", "bet_stop", "fixture", "scores", "game_state",
-        "extensions", "rollback", "heartbeat", "unknown", "malformed"]))
+        "extensions", "rollback", "heartbeat", "unknown", "malformed", "number"]))
     if kind == "snap":
         return snapshot(sid, draw(st.lists(markets_st(), max_size=4)), draw(statuses),
                         draw(st.booleans()), ver, ts)
@@ -90,6 +101,27 @@ def log_lines(draw):
         return orjson.dumps({"event_type": "heartbeat", "timestamp_ns": ts})
     if kind == "unknown":
         return line("odds_changed_v9", {"anything": [1]}, sid, ver, ts)
+    if kind == "number":  # a number orjson may not read back, somewhere it is kept
+        number = draw(st.sampled_from(NUMBERS))
+        where = draw(st.sampled_from([
+            line("sport_event_snapshot", {"fixture": {"status": 1}, "markets": [market()],
+                                          "extensions": {"x": [1, {"y": HOLE}]}}, sid, ver, ts),
+            line("sport_event_snapshot", {"fixture": {"status": 1, "t": [HOLE]},
+                                          "competitors_score": []}, sid, ver, ts),
+            line("sport_event_snapshot", {"fixture": {"status": 1}, "competitors_score": [HOLE],
+                                          "game_state": {}}, sid, ver, ts),
+            line("game_state_updated", {"time": HOLE}, sid, ver, ts),
+            line("extensions_updated", {"x": {"types": [HOLE]}}, sid, ver, ts),
+            line("competitor_scores_updated", [{"side": "home", "n": HOLE}], sid, ver, ts),
+            line("markets_updated", [{**market(), "extra": [HOLE]}], sid, ver, ts),
+            line("bets_rollback", {"markets": [], "reason": HOLE}, sid, ver, ts),
+            line("odds_changed_v9", HOLE, sid, ver, ts),
+            line("fixture_updated", {"status": 1, "start": HOLE}, sid, ver, ts),
+            line("bet_stop_updated", {"bet_stop": True, "n": HOLE}, sid, ver, ts),
+            line("bet_stop_updated", {"bet_stop": True}, sid, ver, ts, other=HOLE),
+            line("bet_stop_updated", {"bet_stop": True}, sid, ver, HOLE),
+        ]))
+        return with_number(where, number)
     good = line("markets_updated", [draw(markets_st())], sid, ver, ts)
     how = draw(st.integers(0, 7))
     if how == 0:
@@ -133,6 +165,10 @@ def assert_same_state(fast, twin):
         assert same_value(fast.get(*k), twin.get(*k)), k
         assert fast.is_bettable(*k) == twin.is_bettable(*k), k
     assert bettable_keys(fast) == bettable_keys(twin)
+    for sid in twin.sport_event_ids():
+        a, b = fast.event(sid), twin.event(sid)
+        assert (a.fixture, a.scores, a.game_state, a.extensions) == (
+            b.fixture, b.scores, b.game_state, b.extensions), sid
     live = [fast.key(r) for r in range(fast.rows) if fast.key(r) is not None]
     assert len(live) == len(fast) == len(set(live))
 
@@ -309,6 +345,16 @@ def test_side_objects_are_kept_per_event():
     (line("bet_stop_updated", {}), "payload.bet_stop"),
     (line("bets_rollback", {"markets": {}}), "payload.markets"),
     (line("markets_updated", [], version=7), "version"),
+    (line("competitor_scores_updated", {}), "payload"),
+    (with_number(line("sport_event_snapshot", {"fixture": {"status": 1},
+                                               "extensions": {"a": [1, {"b": HOLE}]}}),
+                 "1" * 400), "payload.extensions.a[1].b"),
+    (with_number(line("game_state_updated", {"t": HOLE}), "1e400"), "payload.t"),
+    (with_number(line("competitor_scores_updated", [HOLE]), "-9223372036854775809"),
+     "payload[0]"),
+    (with_number(line("brand_new_type", HOLE), "18446744073709551616"), "payload"),
+    (with_number(line("heartbeat", None, other=HOLE), "1" * 400), "other"),
+    (with_number(line("markets_updated", [], ts=HOLE), "1E400"), "timestamp_ns"),
 ])
 def test_malformed_lines_name_the_field_the_event_and_the_version(raw, field):
     for t in (OddsTable(), reference.OddsTable()):
@@ -318,6 +364,43 @@ def test_malformed_lines_name_the_field_the_event_and_the_version(raw, field):
         if raw.startswith(b'{"sport_event_id":"e0","sport_id"'):
             assert e.value.sport_event_id == "e0" and (e.value.version == "v" or field == "version")
             assert "e0" in str(e.value)
+
+
+@pytest.mark.parametrize("impl", [OddsTable, reference.OddsTable], ids=["rust", "twin"])
+def test_numbers_orjson_cannot_read_back_are_refused_and_change_nothing(impl):
+    t = impl()
+    t.apply(line("sport_event_snapshot", {"fixture": {"status": 1}, "markets": [market()],
+                                          "extensions": {"big": 2**64 - 1}}))
+    for number in ("1" * 400, "18446744073709551616", "1e400"):
+        bad = with_number(line("extensions_updated", {"w": [HOLE]}, version="v2"), number)
+        with pytest.raises(DecodeError) as e:
+            t.apply(bad)
+        assert e.value.field == "payload.w[0]" and e.value.version == "v2"
+    ev = t.event("e0")
+    assert ev.extensions == {"big": 2**64 - 1} and t.version == "v" and len(t) == 1
+    assert ev.fixture == {"status": 1} and ev.scores is None and ev.game_state is None
+
+
+def test_stored_json_orjson_refuses_is_a_decode_error(monkeypatch):
+    """Second line of defence: whatever orjson refuses on read surfaces as DecodeError."""
+    t = OddsTable()
+    a = t.apply(snapshot("e0"))
+    ev = t.event("e0")
+
+    def refuse(data):
+        raise orjson.JSONDecodeError("refused", "", 0)
+
+    monkeypatch.setattr(orjson, "loads", refuse)
+    for name in ("fixture", "scores", "game_state", "extensions"):
+        with pytest.raises(DecodeError) as e:
+            getattr(ev, name)
+        assert e.value.field == name and e.value.sport_event_id == "e0"
+        assert isinstance(e.value.__cause__, orjson.JSONDecodeError)
+    with pytest.raises(DecodeError) as e:
+        a.payload  # noqa: B018
+    assert (e.value.field, e.value.sport_event_id, e.value.version) == ("payload", "e0", "v")
+    monkeypatch.undo()
+    assert ev.game_state == {"time": "1"} and a.payload["bet_stop"] is False
 
 
 def test_payload_before_event_type_is_accepted():

@@ -9,16 +9,23 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyString, PyTuple};
 
 use crate::compact::frame_bytes;
-use crate::errors::log_error;
+use crate::errors::{log_error, stored_json_error};
 use crate::json::Parser;
 use crate::odds::{parse_log, Cols, ColumnStore, Kind, OddsCore, Outcome};
 
-static ORJSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ORJSON: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
-fn loads<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let f = ORJSON_LOADS
-        .get_or_try_init(py, || py.import("orjson").and_then(|m| m.getattr("loads")).map(|f| f.unbind()))?;
-    f.bind(py).call1((PyBytes::new(py, raw),))
+/// Decode stored JSON with orjson. A refusal (a `ValueError`: `orjson.JSONDecodeError`) goes
+/// through `refused`, which makes it a `DecodeError`: a user only sees `oddswire.errors` types.
+fn loads<'py>(py: Python<'py>, raw: &[u8], refused: impl FnOnce(PyErr) -> PyErr) -> PyResult<Bound<'py, PyAny>> {
+    let orjson = ORJSON.get_or_try_init(py, || py.import("orjson").map(|m| m.unbind()))?.bind(py);
+    orjson.getattr(pyo3::intern!(py, "loads"))?.call1((PyBytes::new(py, raw),)).map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyValueError>(py) {
+            refused(e)
+        } else {
+            e
+        }
+    })
 }
 
 /// Data pointers of the numpy columns, refreshed whenever the arrays are reallocated.
@@ -263,7 +270,11 @@ impl Applied {
     fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self.payload {
             None => Ok(py.None().into_bound(py)),
-            Some((a, b)) => loads(py, &self.bytes(py)[a as usize..b as usize]),
+            Some((a, b)) => loads(py, &self.bytes(py)[a as usize..b as usize], |e| {
+                let text = |s: Span| self.string(py, s).ok().flatten().map(|s| s.bind(py).to_string());
+                let (sid, ver) = (text(self.sport_event_id), text(self.version));
+                stored_json_error(py, e, "payload", sid.as_deref(), ver.as_deref())
+            }),
         }
     }
 
@@ -312,10 +323,14 @@ pub struct SportEvent {
     extensions: Option<Py<PyBytes>>,
 }
 
-fn decode_opt<'py>(py: Python<'py>, raw: &Option<Py<PyBytes>>) -> PyResult<Bound<'py, PyAny>> {
-    match raw {
-        None => Ok(py.None().into_bound(py)),
-        Some(b) => loads(py, b.bind(py).as_bytes()),
+impl SportEvent {
+    fn decode<'py>(&self, py: Python<'py>, field: &str, raw: Option<&Py<PyBytes>>) -> PyResult<Bound<'py, PyAny>> {
+        match raw {
+            None => Ok(py.None().into_bound(py)),
+            Some(b) => loads(py, b.bind(py).as_bytes(), |e| {
+                stored_json_error(py, e, field, Some(&self.sport_event_id), Some(&self.version))
+            }),
+        }
     }
 }
 
@@ -323,19 +338,19 @@ fn decode_opt<'py>(py: Python<'py>, raw: &Option<Py<PyBytes>>) -> PyResult<Bound
 impl SportEvent {
     #[getter]
     fn fixture<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        loads(py, self.fixture.bind(py).as_bytes())
+        self.decode(py, "fixture", Some(&self.fixture))
     }
     #[getter]
     fn scores<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        decode_opt(py, &self.scores)
+        self.decode(py, "scores", self.scores.as_ref())
     }
     #[getter]
     fn game_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        decode_opt(py, &self.game_state)
+        self.decode(py, "game_state", self.game_state.as_ref())
     }
     #[getter]
     fn extensions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        decode_opt(py, &self.extensions)
+        self.decode(py, "extensions", self.extensions.as_ref())
     }
     /// The raw JSON of one side object: "fixture", "scores", "game_state" or "extensions".
     fn raw(&self, py: Python<'_>, name: &str) -> PyResult<Option<Py<PyBytes>>> {

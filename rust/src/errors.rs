@@ -44,3 +44,22 @@ pub fn log_error(py: Python<'_>, e: &crate::odds::LogError, index: Option<usize>
     let _ = kw.set_item("index", index);
     build(py, "DecodeError", &format!("{} at byte {}", e.message, e.offset), Some(&kw))
 }
+
+/// Stored JSON that orjson refused on read (`apply` refuses what it cannot read back, so this
+/// is a second line of defence): a `DecodeError` naming the object, with orjson's error as
+/// its `__cause__`.
+pub fn stored_json_error(
+    py: Python<'_>,
+    cause: PyErr,
+    field: &str,
+    sport_event_id: Option<&str>,
+    version: Option<&str>,
+) -> PyErr {
+    let kw = PyDict::new(py);
+    let _ = kw.set_item("field", field);
+    let _ = kw.set_item("sport_event_id", sport_event_id);
+    let _ = kw.set_item("version", version);
+    let err = build(py, "DecodeError", &format!("stored {field} is not readable JSON: {}", cause.value(py)), Some(&kw));
+    err.set_cause(py, Some(cause));
+    err
+}

@@ -300,7 +300,7 @@ impl<'a> Parser<'a> {
             let v: f64 = text.parse().expect("grammar-checked float");
             if !v.is_finite() {
                 self.pos = start;
-                return self.error("number out of range");
+                return self.error(NUMBER_OUT_OF_RANGE);
             }
             return Ok(Number::Float(v));
         }
@@ -321,14 +321,41 @@ impl<'a> Parser<'a> {
 
     /// Skip one value, checking it strictly.
     pub fn skip_value(&mut self, depth: usize) -> JResult<()> {
+        self.skip::<false>(depth).map_err(SkipError::into_json)
+    }
+
+    /// `skip_value` for JSON that is kept and decoded later with orjson: also refuses the
+    /// numbers orjson cannot read back exactly (an integer outside [-2**63, 2**64-1]; a float
+    /// that overflows, which `number` refuses anyway), reporting where the number is.
+    pub fn skip_value_exact(&mut self, depth: usize) -> Result<(), SkipError> {
+        self.skip::<true>(depth)
+    }
+
+    fn skip_error(&self, message: &str) -> SkipError {
+        SkipError::Json(JsonError { message: message.into(), offset: self.pos })
+    }
+
+    fn skip<const EXACT: bool>(&mut self, depth: usize) -> Result<(), SkipError> {
         if depth > MAX_DEPTH {
-            return self.error("nesting too deep");
+            return Err(self.skip_error("nesting too deep"));
         }
         match self.peek() {
-            Some(b'"') => self.string().map(|_| ()),
-            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
-            Some(b't' | b'f') => self.boolean().map(|_| ()),
-            Some(b'n') => self.literal(b"null"),
+            Some(b'"') => self.string().map(|_| ()).map_err(SkipError::Json),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.pos;
+                match self.number() {
+                    Ok(Number::BigInt(digits)) if EXACT && digits.parse::<u64>().is_err() => {
+                        Err(SkipError::Number { path: String::new(), error: out_of_range(start, digits) })
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) if EXACT && e.message == NUMBER_OUT_OF_RANGE => {
+                        Err(SkipError::Number { path: String::new(), error: e })
+                    }
+                    Err(e) => Err(SkipError::Json(e)),
+                }
+            }
+            Some(b't' | b'f') => self.boolean().map(|_| ()).map_err(SkipError::Json),
+            Some(b'n') => self.literal(b"null").map_err(SkipError::Json),
             Some(b'[') => {
                 self.pos += 1;
                 self.ws();
@@ -336,9 +363,11 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                     return Ok(());
                 }
+                let mut i = 0usize;
                 loop {
                     self.ws();
-                    self.skip_value(depth + 1)?;
+                    self.skip::<EXACT>(depth + 1).map_err(|e| e.within(|| format!("[{i}]")))?;
+                    i += 1;
                     self.ws();
                     match self.peek() {
                         Some(b',') => self.pos += 1,
@@ -346,7 +375,7 @@ impl<'a> Parser<'a> {
                             self.pos += 1;
                             return Ok(());
                         }
-                        _ => return self.error("expected ',' or ']'"),
+                        _ => return Err(self.skip_error("expected ',' or ']'")),
                     }
                 }
             }
@@ -359,14 +388,14 @@ impl<'a> Parser<'a> {
                 }
                 loop {
                     self.ws();
-                    self.string()?;
+                    let key = self.string().map_err(SkipError::Json)?;
                     self.ws();
                     if self.peek() != Some(b':') {
-                        return self.error("expected ':'");
+                        return Err(self.skip_error("expected ':'"));
                     }
                     self.pos += 1;
                     self.ws();
-                    self.skip_value(depth + 1)?;
+                    self.skip::<EXACT>(depth + 1).map_err(|e| e.within(|| format!(".{key}")))?;
                     self.ws();
                     match self.peek() {
                         Some(b',') => self.pos += 1,
@@ -374,11 +403,49 @@ impl<'a> Parser<'a> {
                             self.pos += 1;
                             return Ok(());
                         }
-                        _ => return self.error("expected ',' or '}'"),
+                        _ => return Err(self.skip_error("expected ',' or '}'")),
                     }
                 }
             }
-            _ => self.error("expected a JSON value"),
+            _ => Err(self.skip_error("expected a JSON value")),
+        }
+    }
+}
+
+/// The message of a float that overflows a double.
+pub const NUMBER_OUT_OF_RANGE: &str = "number out of range";
+
+fn out_of_range(offset: usize, digits: &str) -> JsonError {
+    let n = digits.trim_start_matches('-').len();
+    JsonError { message: format!("integer of {n} digits outside [-2**63, 2**64-1]"), offset }
+}
+
+/// Why `skip_value_exact` refused a value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SkipError {
+    /// Not strict JSON.
+    Json(JsonError),
+    /// A number orjson cannot read back, at `path` inside the skipped value (".a[2]", or ""
+    /// for the value itself).
+    Number { path: String, error: JsonError },
+}
+
+impl SkipError {
+    fn within(self, segment: impl FnOnce() -> String) -> SkipError {
+        match self {
+            SkipError::Number { path, error } => SkipError::Number { path: segment() + &path, error },
+            e => e,
+        }
+    }
+
+    /// As a `JsonError`; a number's message is prefixed with its path (".a[2]: integer ...").
+    pub fn into_json(self) -> JsonError {
+        match self {
+            SkipError::Json(e) => e,
+            SkipError::Number { path, error } if path.is_empty() => error,
+            SkipError::Number { path, error } => {
+                JsonError { message: format!("{path}: {}", error.message), offset: error.offset }
+            }
         }
     }
 }

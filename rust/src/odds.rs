@@ -10,7 +10,7 @@ use std::ops::Range;
 use ahash::AHashMap;
 use smallvec::SmallVec;
 
-use crate::json::{JResult, JsonError, Number, Parser};
+use crate::json::{JResult, JsonError, Number, Parser, SkipError, NUMBER_OUT_OF_RANGE};
 
 /// What a log line is, by its `event_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,27 @@ fn with_path(e: JsonError, path: impl FnOnce() -> String) -> JsonError {
     }
 }
 
+/// Skip a value that stays readable through orjson after `apply` (the payload, side objects,
+/// other keys of the line): a number orjson cannot read back is an error naming its path;
+/// `at` is the path of the value itself (".extensions", or "" for the payload).
+fn skip_kept(p: &mut Parser<'_>, depth: usize, at: impl FnOnce() -> String) -> JResult<()> {
+    p.skip_value_exact(depth).map_err(|e| match e {
+        SkipError::Json(e) => e,
+        SkipError::Number { path, error } => {
+            let path = at() + &path;
+            if path.is_empty() {
+                error
+            } else {
+                JsonError { message: format!("{path}: {}", error.message), offset: error.offset }
+            }
+        }
+    })
+}
+
+fn key_path(key: &str) -> String {
+    format!(".{key}")
+}
+
 #[inline]
 fn expect(p: &mut Parser<'_>, c: u8, what: &str) -> JResult<()> {
     p.ws();
@@ -197,7 +218,12 @@ fn array<'a>(p: &mut Parser<'a>, mut f: impl FnMut(&mut Parser<'a>, usize) -> JR
 
 #[inline]
 fn typed_err<T>(p: &Parser<'_>, field: &str, want: &str) -> JResult<T> {
-    p.error(format!(".{field}: expected {want}, got {}", p.describe_next()))
+    let got = p.describe_next();
+    if field.is_empty() {
+        // The value itself (a payload): the caller names its path.
+        return p.error(format!("expected {want}, got {got}"));
+    }
+    p.error(format!(".{field}: expected {want}, got {got}"))
 }
 
 #[inline]
@@ -214,7 +240,11 @@ fn int_field(p: &mut Parser<'_>, field: &str) -> JResult<i64> {
         return typed_err(p, field, "an integer");
     }
     let start = p.pos;
-    match p.number()? {
+    let n = p.number().map_err(|e| match e.message.as_str() {
+        NUMBER_OUT_OF_RANGE => JsonError { message: format!(".{field}: {}", e.message), offset: e.offset },
+        _ => e,
+    })?;
+    match n {
         Number::Int(v) => Ok(v),
         _ => {
             p.pos = start;
@@ -322,7 +352,7 @@ fn span_of<'a>(p: &mut Parser<'a>, field: &str, open: u8, want: &str) -> JResult
         return typed_err(p, field, want);
     }
     let start = p.pos;
-    p.skip_value(1)?;
+    skip_kept(p, 1, || if field.is_empty() { String::new() } else { key_path(field) })?;
     Ok(start..p.pos)
 }
 
@@ -343,7 +373,7 @@ fn parse_odd<'a>(p: &mut Parser<'a>) -> JResult<ParsedOdd<'a>> {
             }
             "status" => status = Some(status_field(p, "status")?),
             "is_active" => active = Some(bool_field(p, "is_active")?),
-            _ => p.skip_value(3)?,
+            _ => skip_kept(p, 3, || key_path(key))?,
         }
         Ok(())
     })?;
@@ -391,7 +421,7 @@ fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>
                 })?;
                 range = Some(first..odds.len());
             }
-            _ => p.skip_value(2)?,
+            _ => skip_kept(p, 2, || key_path(key))?,
         }
         Ok(())
     })?;
@@ -459,7 +489,7 @@ fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) ->
                 "game_state" => log.game_state = Some(span_of(p, "game_state", b'{', "an object")?),
                 "competitors_score" => log.scores = Some(span_of(p, "competitors_score", b'[', "an array")?),
                 "extensions" => log.extensions = Some(span_of(p, "extensions", b'{', "an object")?),
-                _ => p.skip_value(1)?,
+                _ => skip_kept(p, 1, || key_path(key))?,
             }
             Ok(())
         })
@@ -472,7 +502,7 @@ fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) ->
             object(p, |p, key| {
                 match key {
                     "bet_stop" => log.bet_stop = Some(bool_field(p, "bet_stop")?),
-                    _ => p.skip_value(1)?,
+                    _ => skip_kept(p, 1, || key_path(key))?,
                 }
                 Ok(())
             })?;
@@ -499,7 +529,7 @@ fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) ->
                     }
                     markets = true;
                 }
-                p.skip_value(1)
+                skip_kept(p, 1, || key_path(key))
             })?;
             if markets {
                 Ok(())
@@ -507,7 +537,7 @@ fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) ->
                 p.error(".markets: missing")
             }
         }
-        Kind::Heartbeat | Kind::Unknown => p.skip_value(1),
+        Kind::Heartbeat | Kind::Unknown => skip_kept(p, 1, String::new),
     }
 }
 
@@ -553,13 +583,13 @@ fn parse_top<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> JResult<()> {
                     // The feed sends event_type before payload: parse it in the same pass.
                     Some(kind) => parse_payload(p, log, kind).map_err(at_payload)?,
                     None => {
-                        p.skip_value(1)?;
+                        skip_kept(p, 1, || ".payload".into())?;
                         deferred = Some(start);
                     }
                 }
                 log.payload = Some(start..p.pos);
             }
-            _ => p.skip_value(1)?,
+            _ => skip_kept(p, 1, || key_path(key))?,
         }
         Ok(())
     })?;
@@ -1283,6 +1313,53 @@ mod tests {
         assert_eq!(t.live, 2);
         t.apply(snap("e3", "v5", &format!("[{M2}]")).as_bytes()).unwrap();
         assert_eq!(t.high, 5, "freed rows are reused");
+    }
+
+    #[test]
+    fn numbers_orjson_cannot_read_back_are_refused_at_their_path() {
+        let big = "1".repeat(400);
+        let cases = [
+            (snap_with("e1", &format!(r#""extensions":{{"a":[1,{{"b":{big}}}]}}"#)), "payload.extensions.a[1].b"),
+            (snap_with("e1", r#""game_state":{"t":1e400}"#), "payload.game_state.t"),
+            (snap_with("e1", r#""competitors_score":[-18446744073709551617]"#), "payload.competitors_score[0]"),
+            (snap_with("e1", r#""other":{"x":18446744073709551616}"#), "payload.other.x"),
+            (upd("extensions_updated", &format!(r#"{{"w":{big}}}"#)), "payload.w"),
+            (upd("competitor_scores_updated", &format!("[{big}]")), "payload[0]"),
+            (upd("odds_changed_v9", &big), "payload"),
+            (upd("markets_updated", &format!(r#"[{{"id":"1","status":0,"odds":[],"x":[{big}]}}]"#)), "payload[0].x[0]"),
+            (upd("markets_updated", r#"[{"id":"1","status":1e400,"odds":[]}]"#), "payload[0].status"),
+            (upd("fixture_updated", &format!(r#"{{"status":1,"t":{big}}}"#)), "payload.t"),
+            (format!(r#"{{"sport_event_id":"e1","version":"v2","event_type":"heartbeat","x":{big}}}"#), "x"),
+            (
+                format!(r#"{{"payload":{{"a":{big}}},"sport_event_id":"e1","version":"v2","event_type":"x"}}"#),
+                "payload.a",
+            ),
+            (
+                r#"{"sport_event_id":"e1","version":"v2","timestamp_ns":1e400,"event_type":"heartbeat"}"#.into(),
+                "timestamp_ns",
+            ),
+        ];
+        for (line, field) in cases {
+            let mut t = table();
+            t.apply(snap("e1", "v1", &format!("[{M1}]")).as_bytes()).unwrap();
+            let e = t.apply(line.as_bytes()).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{}", e.message);
+            assert_eq!(t.version, "v1");
+        }
+        // Within [-2**63, 2**64-1] integers are read back exactly: accepted.
+        let mut t = table();
+        t.apply(snap_with("e1", r#""extensions":{"a":18446744073709551615,"b":-9223372036854775808}"#).as_bytes())
+            .unwrap();
+    }
+
+    fn snap_with(id: &str, members: &str) -> String {
+        format!(
+            r#"{{"sport_event_id":"{id}","version":"v2","event_type":"sport_event_snapshot","payload":{{"fixture":{{"status":1}},"markets":[],{members}}}}}"#
+        )
+    }
+
+    fn upd(kind: &str, payload: &str) -> String {
+        format!(r#"{{"sport_event_id":"e1","version":"v2","event_type":"{kind}","payload":{payload}}}"#)
     }
 
     #[test]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,12 +50,15 @@ def _check_strings(value: Any, depth: int = 0) -> None:
             _check_strings(item, depth + 1)
 
 
-def strict_loads(frame: bytes | str) -> Any:
-    """json.loads with RFC 8259's rules, not Python's."""
+def strict_loads(frame: bytes | str, *, parse_int: Callable[[str], Any] | None = None,
+                 parse_float: Callable[[str], Any] = _float,
+                 object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
+    """json.loads with RFC 8259's rules, not Python's (the hooks are json.loads')."""
     text = frame.decode("utf-8", errors="strict") if isinstance(frame, bytes) else frame
     if text.startswith("\ufeff"):
         raise ValueError("BOM")
-    value = json.loads(text, parse_constant=_reject_constant, parse_float=_float)
+    value = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float,
+                       parse_int=parse_int, object_pairs_hook=object_pairs_hook)
     _check_strings(value)
     return value
 

@@ -3,6 +3,7 @@ maps. The oracle of the property tests and the baseline of the benchmarks."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from oddswire.errors import ConfigError, DecodeError
 from oddswire.reference.compact import strict_loads
@@ -24,6 +24,7 @@ KINDS = frozenset({
 })
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 _I64 = (-(2**63), 2**63 - 1)
+_U64_MAX = 2**64 - 1
 
 
 def is_terminal(status: int) -> bool:
@@ -36,6 +37,89 @@ class _Bad(Exception):
         super().__init__(message)
         self.path = path
         self.message = message
+
+
+# --- numbers orjson cannot read back ------------------------------------------------------
+# Side objects and payloads are decoded with orjson when read, so a line is refused when one
+# of its numbers would not come back: an integer outside [-2**63, 2**64-1] (orjson turns it
+# into a float, or fails once it overflows) or a float that overflows to infinity.
+
+
+class _Unreadable(ValueError):
+    pass
+
+
+class _Num(str):
+    """Where an unreadable number was (second pass): the error message for it."""
+
+
+class _Members(list[tuple[str, Any]]):
+    """An object's members in document order, repeated keys included (second pass)."""
+
+
+def _int_text(text: str) -> str:
+    # 20 characters hold every integer of the range ("-9223372036854775808"); JSON has no
+    # leading zeros, so a longer one is out of range without converting it.
+    if len(text) > 20 or not _I64[0] <= int(text) <= _U64_MAX:
+        return f"integer of {len(text.lstrip('-'))} digits outside [-2**63, 2**64-1]"
+    return ""
+
+
+def _exact_int(text: str) -> int:
+    if _int_text(text):
+        raise _Unreadable(text)
+    return int(text)
+
+
+def _exact_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Unreadable(text)
+    return value
+
+
+def _marked_int(text: str) -> Any:
+    problem = _int_text(text)
+    return _Num(problem) if problem else 0
+
+
+def _marked_float(text: str) -> Any:
+    return _Num("number out of range") if math.isinf(float(text)) else 0.0
+
+
+def _first_unreadable(value: Any, path: str) -> tuple[str, str] | None:
+    if isinstance(value, _Num):
+        return path, value
+    if isinstance(value, _Members):
+        items: Iterable[tuple[str, Any]] = ((f"{path}.{k}", v) for k, v in value)
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for p, v in items:
+        found = _first_unreadable(v, p)
+        if found is not None:
+            return found
+    return None
+
+
+def _loads(line: bytes | str) -> Any:
+    """The line as JSON; a number orjson cannot read back is a ``_Bad`` at its path."""
+    try:
+        return strict_loads(line, parse_int=_exact_int, parse_float=_exact_float)
+    except _Unreadable:
+        pass
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _Bad("", f"invalid JSON: {e}") from None
+    # Find the first such number in document order, repeated keys included.
+    try:
+        marked = strict_loads(line, parse_int=_marked_int, parse_float=_marked_float,
+                              object_pairs_hook=_Members)
+    except (ValueError, UnicodeDecodeError) as e:  # the JSON is broken after that number
+        raise _Bad("", f"invalid JSON: {e}") from None
+    found = _first_unreadable(marked, "")
+    assert found is not None
+    raise _Bad(*found)
 
 
 def _describe(v: Any) -> str:
@@ -157,11 +241,7 @@ class _Parsed:
 
 
 def _parse(line: bytes | str) -> _Parsed:
-    try:
-        top = strict_loads(line)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _Bad("", f"invalid JSON: {e}") from None
-    top = _obj(top, "")
+    top = _obj(_loads(line), "")
     et = _str(_need(top, "event_type", ""), ".event_type")
     kind = et if et in KINDS else "unknown"
     sid = top.get("sport_event_id")
@@ -207,9 +287,10 @@ def _parse(line: bytes | str) -> _Parsed:
 
 
 def _identity(line: bytes | str) -> tuple[str | None, str | None]:
+    # Any JSON line names its event, whatever its numbers.
     try:
-        top = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        top = strict_loads(line, parse_int=_marked_int, parse_float=_marked_float)
+    except (ValueError, UnicodeDecodeError):
         return None, None
     if not isinstance(top, dict):
         return None, None
