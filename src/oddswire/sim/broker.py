@@ -32,28 +32,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import math
 import random
 import ssl
-import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from picows import (
-    WSFrame,
-    WSListener,
-    WSMsgType,
-    WSTransport,
-    WSUpgradeRequest,
-    ws_create_server,
-)
+from picows import WSMsgType, WSTransport
+
+from oddswire.sim._base import Session, WSSimulator, serve_main, ws_frame_bytes
+from oddswire.sim.jwt import TokenError, TokenSigner
 
 __all__ = ["DEFAULT_SYMBOLS", "BrokerSimulator", "QuoteWalk", "TokenError", "TokenSigner"]
 
@@ -66,57 +58,6 @@ DEFAULT_SYMBOLS: dict[str, tuple[float, float, int]] = {
     "btcusd": (67250.0, 0.5, 40), "ethusd": (3512.5, 0.05, 30),
     "us500": (5231.4, 0.1, 5), "ger40": (18152.0, 0.5, 4),
 }
-
-
-class TokenError(ValueError):
-    pass
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@dataclass
-class TokenSigner:
-    """HS256 JWTs with a shared secret: enough to exercise the auth paths, not for prod."""
-
-    secret: bytes
-
-    def sign(self, claims: dict[str, Any]) -> str:
-        head = _b64(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
-        body = _b64(orjson.dumps(claims))
-        mac = hmac.new(self.secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
-        return f"{head}.{body}.{_b64(mac)}"
-
-    def user(self, login: int, **extra: Any) -> str:
-        return self.sign({"session_type": "SESSION_USER", "login": login, **extra})
-
-    def customer(self, customer_id: int, **extra: Any) -> str:
-        return self.sign({"session_type": "SESSION_CUSTOMER", "customer_id": customer_id,
-                          **extra})
-
-    def verify(self, token: Any) -> dict[str, Any]:
-        if not isinstance(token, str) or token.count(".") != 2:
-            raise TokenError("not a JWT")
-        head, body, mac = token.split(".")
-        want = hmac.new(self.secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
-        try:
-            ok = hmac.compare_digest(_unb64(mac), want)
-            header, claims = orjson.loads(_unb64(head)), orjson.loads(_unb64(body))
-        except (ValueError, orjson.JSONDecodeError) as e:
-            raise TokenError("undecodable token") from e
-        if not ok or not isinstance(header, dict) or header.get("alg") != "HS256":
-            raise TokenError("bad signature")
-        if not isinstance(claims, dict):
-            raise TokenError("claims are not an object")
-        exp = claims.get("exp")
-        if exp is not None and (not isinstance(exp, int | float) or exp < time.time()):
-            raise TokenError("expired")
-        return claims
 
 
 class QuoteWalk:
@@ -138,61 +79,14 @@ class QuoteWalk:
         return round(mid - half, d), round(mid + half, d)
 
 
-def ws_frame_bytes(payload: bytes) -> bytes:
-    """A server-to-client (unmasked) final TEXT frame on the wire."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 1 << 16:
-        return struct.pack("!BBH", 0x81, 126, n) + payload
-    return struct.pack("!BBQ", 0x81, 127, n) + payload
-
-
 @dataclass
-class Session:
-    """One client connection as the server sees it."""
-
-    id: int
-    transport: WSTransport
+class BrokerSession(Session):
     claims: dict[str, Any] | None = None
     active_login: int | None = None
     symbols: set[str] = field(default_factory=set)
-    received: list[Any] = field(default_factory=list)
-    paused: bool = False
 
 
-class _ServerListener(WSListener):
-    def __init__(self, sim: BrokerSimulator) -> None:
-        super().__init__()
-        self.sim = sim
-        self.session: Session | None = None
-
-    def on_ws_connected(self, transport: WSTransport) -> None:
-        self.session = self.sim._connected(transport)
-
-    def on_ws_disconnected(self, transport: WSTransport) -> None:
-        if self.session is not None:
-            self.sim._sessions.pop(self.session.id, None)
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type == WSMsgType.CLOSE:
-            transport.send_close(frame.get_close_code(), frame.get_close_message())
-            transport.disconnect()
-            return
-        if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY) and self.session is not None:
-            self.sim._message(self.session, frame.get_payload_as_bytes())
-
-    def pause_writing(self) -> None:
-        if self.session is not None:
-            self.session.paused = True
-
-    def resume_writing(self) -> None:
-        if self.session is not None:
-            self.session.paused = False
-            self.sim._drained.set()
-
-
-class BrokerSimulator:
+class BrokerSimulator(WSSimulator):
     """``async with BrokerSimulator(secret=b"k", customers={7: [2000009, 2000010]}) as sim:``
 
     ``sim.url`` is the ``ws://`` (or ``wss://`` with ``ssl_context``) address on 127.0.0.1.
@@ -210,6 +104,7 @@ class BrokerSimulator:
                  port: int = 0) -> None:
         if clock not in ("ms", "monotonic_ns"):
             raise ValueError("clock must be 'ms' or 'monotonic_ns'")
+        super().__init__(ssl_context=ssl_context, host=host, port=port)
         self.signer = TokenSigner(secret)
         self.customers = {c: set(ls) for c, ls in (customers or {}).items()}
         self.walk = QuoteWalk(symbols, seed)
@@ -219,55 +114,21 @@ class BrokerSimulator:
         self.clock: Callable[[], int] = (time.perf_counter_ns if clock == "monotonic_ns"
                                          else lambda: time.time_ns() // 1_000_000)
         self.notify_on_switch = notify_on_switch
-        self.ssl_context = ssl_context
-        self.host, self.port = host, port
         self.rng = random.Random(seed ^ 0xB20C)
-        self.connections = 0
         self.quotes_sent = 0
         self.log: list[tuple[int, str, Any]] = []  # (session, event, detail)
         self.ignore_pings = False
-        self._sessions: dict[int, Session] = {}
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._stall_until = 0.0
+        self._sessions: dict[int, BrokerSession] = {}  # type: ignore[assignment]
         self._session_change = 0
         self._seq = 0
-        self._drained = asyncio.Event()
 
-    # --- lifecycle -----------------------------------------------------------------------
-
-    async def start(self) -> BrokerSimulator:
-        self._server = await ws_create_server(
-            lambda request: self._route(request), self.host, self.port, ssl=self.ssl_context,
-            websocket_handshake_timeout=5, enable_auto_pong=True)
-        self.port = self._server.sockets[0].getsockname()[1]
+    def _started(self) -> None:
         self._spawn(self._quote_loop() if self.rate is not None else self._blast_loop())
         if self.account_rate:
             self._spawn(self._account_loop())
-        return self
-
-    async def stop(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for s in list(self._sessions.values()):
-            s.transport.disconnect(graceful=False)
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def __aenter__(self) -> BrokerSimulator:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
-    def url(self) -> str:
-        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}/"
-
-    @property
-    def sessions(self) -> list[Session]:
+    def sessions(self) -> list[BrokerSession]:  # type: ignore[override]
         return list(self._sessions.values())
 
     # --- pushes --------------------------------------------------------------------------
@@ -301,33 +162,7 @@ class BrokerSimulator:
         self._seq += 1
         return self.push(login, ["n", login, self._seq, kind, data, self.clock()])
 
-    def send_raw(self, payload: bytes) -> None:
-        """Send a text frame as it is to every session (malformed data, new markers)."""
-        for s in self._sessions.values():
-            s.transport.send(WSMsgType.TEXT, payload)
-
-    # --- faults --------------------------------------------------------------------------
-
-    def drop(self, mid_frame: bool = False) -> int:
-        """Abort every connection (after half a quote frame with ``mid_frame``)."""
-        n = 0
-        for s in list(self._sessions.values()):
-            # Forget it first: nothing may follow the cut (picows writes straight to the fd
-            # until asyncio closes it, so a later send would land after the partial frame).
-            del self._sessions[s.id]
-            if mid_frame:
-                s.transport.underlying_transport.write(ws_frame_bytes(
-                    orjson.dumps(["t", "eurusd", 1.1, 1.2, self.clock()]))[:9])
-            s.transport.underlying_transport.abort()
-            n += 1
-        return n
-
-    def stall(self, seconds: float) -> None:
-        """Send nothing at all (quotes, replies, pongs) for ``seconds``."""
-        self._stall_until = time.monotonic() + seconds
-
-    def inject_malformed(self) -> None:
-        self.send_raw(b'["t","eurusd",1.0852,"oops",')
+    MALFORMED = b'["t","eurusd",1.0852,"oops",'
 
     def inject_unknown_marker(self, marker: str = "z") -> None:
         self.send_raw(orjson.dumps([marker, 1, {"new": "feature"}]))
@@ -338,23 +173,14 @@ class BrokerSimulator:
 
     # --- protocol ------------------------------------------------------------------------
 
-    def _route(self, request: WSUpgradeRequest) -> WSListener:
-        return _ServerListener(self)
+    def _new_session(self, sid: int, transport: WSTransport,
+                     query: dict[str, str]) -> BrokerSession:
+        return BrokerSession(sid, transport, query)
 
-    def _connected(self, transport: WSTransport) -> Session:
-        self.connections += 1
-        s = Session(self.connections, transport)
-        self._sessions[s.id] = s
-        return s
+    def _reply(self, s: BrokerSession, obj: dict[str, Any]) -> None:
+        self._send(s, orjson.dumps(obj))
 
-    def _live(self) -> bool:
-        return time.monotonic() >= self._stall_until
-
-    def _reply(self, s: Session, obj: dict[str, Any]) -> None:
-        if self._live():
-            s.transport.send(WSMsgType.TEXT, orjson.dumps(obj))
-
-    def _message(self, s: Session, payload: bytes) -> None:
+    def _message(self, s: BrokerSession, payload: bytes) -> None:  # type: ignore[override]
         if payload == b"ping":
             self.log.append((s.id, "ping", None))
             if not self.ignore_pings and self._live():
@@ -386,7 +212,7 @@ class BrokerSimulator:
                 s.symbols -= names
             self.log.append((s.id, event, sorted(names)))
 
-    def _authorize(self, s: Session, token: Any) -> None:
+    def _authorize(self, s: BrokerSession, token: Any) -> None:
         try:
             claims = self.signer.verify(token)
         except TokenError as e:
@@ -405,7 +231,7 @@ class BrokerSimulator:
             self._reply(s, {"event": "authorization", "success": False,
                             "error": "UNSUPPORTED_SESSION"})
 
-    def _switch(self, s: Session, msg: dict[str, Any]) -> None:
+    def _switch(self, s: BrokerSession, msg: dict[str, Any]) -> None:
         data = msg.get("data")
         src: dict[str, Any] = data if isinstance(data, dict) else msg
         requested = src.get("active_login", src.get("login"))
@@ -497,38 +323,24 @@ class BrokerSimulator:
                 self.push_trade(login, self._seq, sym, self.rng.choice(("buy", "sell")),
                                 round(self.rng.uniform(0.01, 5), 2), self.walk.next(sym)[1])
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
 
 def _is_login(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    sim = BrokerSimulator(rate=None if args.rate < 0 else args.rate, clock=args.clock,
-                          port=args.port, customers={1: [2000009, 2000010]})
-    await sim.start()
-    print(f"LISTENING {sim.url}", flush=True)
-    await asyncio.Event().wait()
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=float, default=10.0, help="quotes/s per symbol; -1: max")
+    p.add_argument("--clock", default="ms", choices=("ms", "monotonic_ns"))
+
+
+def _make(args: argparse.Namespace) -> BrokerSimulator:
+    return BrokerSimulator(rate=None if args.rate < 0 else args.rate, clock=args.clock,
+                           port=args.port, customers={1: [2000009, 2000010]})
 
 
 def main() -> None:
-    """``python -m oddswire.sim.broker [--rate N|-1] [--clock ms|monotonic_ns]``: run the
-    simulator in its own process (the benchmarks do, so server and client use two cores)."""
-    p = argparse.ArgumentParser(prog="python -m oddswire.sim.broker")
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--rate", type=float, default=10.0, help="quotes/s per symbol; -1: max")
-    p.add_argument("--clock", default="ms", choices=("ms", "monotonic_ns"))
-    p.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
-    args = p.parse_args()
-    if args.loop == "uvloop":
-        import uvloop
-        uvloop.run(_serve(args))
-    else:
-        asyncio.run(_serve(args))
+    """``python -m oddswire.sim.broker [--rate N|-1] [--clock ms|monotonic_ns]``."""
+    serve_main("python -m oddswire.sim.broker", _make, _configure)
 
 
 if __name__ == "__main__":
