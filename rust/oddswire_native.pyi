@@ -22,13 +22,28 @@ class QuoteBook:
     """Last quote per symbol in numpy columns that grow by doubling."""
 
     def __init__(
-        self, schema: Sequence[Sequence[str]] | None = None, capacity: int = 64
+        self,
+        schema: Sequence[Sequence[str]] | None = None,
+        capacity: int = 64,
+        admit_new: bool = True,
     ) -> None: ...
-    def apply(self, frame: bytes | str) -> int: ...
-    def row(self, symbol: str) -> int: ...
+    def apply(self, frame: bytes | str) -> int:
+        """The row the quote was written to (>= 0); -1 for a frame with another marker;
+        -2 for a quote whose symbol has no row while ``admit_new`` is False."""
     @property
     def has_quote_fields(self) -> bool:
         """The schema has bid, ask (f64) and ts fields: quotes can go out as scalars."""
+    @property
+    def admit_new(self) -> bool:
+        """Whether a quote for a symbol without a row creates one (True) or is rejected."""
+    @admit_new.setter
+    def admit_new(self, value: bool) -> None: ...
+    @property
+    def rejected(self) -> int:
+        """Quotes rejected because their symbol had no row and ``admit_new`` was False."""
+    def reserve(self, symbols: Iterable[str]) -> None:
+        """Create rows for ``symbols`` (NaN prices, ts 0) so their quotes are admitted."""
+    def row(self, symbol: str) -> int: ...
     @property
     def symbols(self) -> list[str]: ...
     def column(self, name: str) -> npt.NDArray[Any]: ...

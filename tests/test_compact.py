@@ -151,3 +151,67 @@ def test_quote_book_basics(impl):
     assert book.row("XAUUSD") == -1
     with pytest.raises(ConfigError):
         impl([("bid", "f64")])
+
+
+book_ops = st.lists(st.one_of(
+    st.tuples(st.just("quote"), st.sampled_from(["EURUSD", "GBPUSD", "XAUUSD", "BTCUSD", "é"]),
+              prices, prices, stamps),
+    st.tuples(st.just("admit"), st.booleans()),
+    st.tuples(st.just("reserve"), st.lists(st.sampled_from(["EURUSD", "GBPUSD", "ETHUSD"]),
+                                           max_size=3)),
+), max_size=40)
+
+
+@given(book_ops, st.integers(1, 4), st.booleans())
+def test_quote_book_admission_matches_twin(ops, capacity, admit_new):
+    books = [QuoteBook(capacity=capacity, admit_new=admit_new),
+             reference.QuoteBook(capacity=capacity, admit_new=admit_new)]
+    for op in ops:
+        if op[0] == "quote":
+            frame = json.dumps(["t", *op[1:]]).encode()
+            rows = [book.apply(frame) for book in books]
+            assert rows[0] == rows[1] == (books[0].row(op[1]) if rows[0] != -2 else -2)
+        elif op[0] == "admit":
+            for book in books:
+                book.admit_new = op[1]
+        else:
+            for book in books:
+                book.reserve(op[1])
+        assert books[0].rejected == books[1].rejected
+        assert books[0].admit_new is books[1].admit_new
+    assert books[0].symbols == books[1].symbols
+    assert books[0].capacity == books[1].capacity
+    for name in ("bid", "ask", "ts"):
+        np.testing.assert_array_equal(books[0].column(name), books[1].column(name))
+
+
+@pytest.mark.parametrize("impl", [QuoteBook, reference.QuoteBook], ids=["rust", "twin"])
+def test_quote_book_admits_only_reserved_symbols(impl):
+    book = impl(capacity=2, admit_new=False)
+    assert book.admit_new is False and book.rejected == 0
+    assert book.apply(b'["t","EURUSD",1.1,1.2,5]') == -2
+    assert len(book) == 0 and book.row("EURUSD") == -1 and book.rejected == 1
+    book.reserve(iter(["EURUSD", "GBPUSD", "EURUSD"]))
+    assert book.symbols == ["EURUSD", "GBPUSD"]
+    assert np.isnan(book.bid).all() and np.isnan(book.ask).all() and book.ts.tolist() == [0, 0]
+    assert book.apply(b'["t","GBPUSD",1.3,1.4,6]') == 1
+    assert book.apply(b'["t","XAUUSD",1.5,1.6,7]') == -2
+    assert book.apply(b'["b","USD",1]') == -1  # another marker: not a rejection
+    with pytest.raises(DecodeError):  # a bad frame is an error before admission
+        book.apply(b'["t","XAUUSD",null,1.6,7]')
+    assert book.rejected == 2 and book.bid[1] == 1.3
+    book.admit_new = True
+    assert book.apply(b'["t","XAUUSD",1.5,1.6,7]') == 2 and book.capacity == 4
+    with pytest.raises(ConfigError):
+        book.reserve("EURUSD")
+    with pytest.raises(TypeError):
+        book.admit_new = 1
+
+
+def test_a_flood_of_unknown_symbols_allocates_nothing():
+    """A hostile server sending many symbols costs a counter, not a row each."""
+    book = QuoteBook(admit_new=False)
+    book.reserve(["EURUSD"])
+    for i in range(200_000):
+        assert book.apply(b'["t","S%d",1,2,3]' % i) == -2
+    assert (len(book), book.capacity, book.rejected) == (1, 64, 200_000)

@@ -144,7 +144,8 @@ def check_marker(value: Any) -> str:
 
 
 class QuoteBook:
-    def __init__(self, schema: Sequence[Sequence[str]] | None = None, capacity: int = 64) -> None:
+    def __init__(self, schema: Sequence[Sequence[str]] | None = None, capacity: int = 64,
+                 admit_new: bool = True) -> None:
         fields = _normalise({"t": schema} if schema is not None else None)["t"]
         if not fields or fields[0][1] != "str":
             raise ConfigError("QuoteBook schema: field 1 must be the symbol (str)")
@@ -156,6 +157,8 @@ class QuoteBook:
         self._capacity = max(1, capacity)
         self._cols = {name: self._new(ty, self._capacity) for name, ty in self._fields}
         self._rows: dict[str, int] = {}
+        self.admit_new = admit_new
+        self._rejected = 0
 
     @staticmethod
     def _new(ty: str, n: int) -> np.ndarray:
@@ -164,6 +167,7 @@ class QuoteBook:
         return np.zeros(n, dtype=np.int64 if ty in ("i64", "ts") else bool)
 
     def apply(self, frame: bytes | str) -> int:
+        """The row written, -1 for another marker, -2 for a symbol not admitted."""
         value = parse_frame(frame)
         if check_marker(value) != "t":  # as the compiled book: only the marker is checked
             return -1
@@ -171,17 +175,50 @@ class QuoteBook:
         symbol = values[1]
         row = self._rows.get(symbol)
         if row is None:
-            row = len(self._rows)
-            if row == self._capacity:
-                self._capacity *= 2
-                for name, ty in self._fields:
-                    grown = self._new(ty, self._capacity)
-                    grown[:row] = self._cols[name][:row]
-                    self._cols[name] = grown
-            self._rows[symbol] = row
+            if not self.admit_new:
+                self._rejected += 1
+                return -2
+            row = self._new_row(symbol)
         for (name, _), value in zip(self._fields, values[2:], strict=False):
             self._cols[name][row] = value
         return row
+
+    def _new_row(self, symbol: str) -> int:
+        row = len(self._rows)
+        if row == self._capacity:
+            self._capacity *= 2
+            for name, ty in self._fields:
+                grown = self._new(ty, self._capacity)
+                grown[:row] = self._cols[name][:row]
+                self._cols[name] = grown
+        self._rows[symbol] = row
+        return row
+
+    def reserve(self, symbols: Iterable[str]) -> None:
+        """Create rows for ``symbols`` (NaN prices, ts 0) so their quotes are admitted."""
+        if isinstance(symbols, str):
+            raise ConfigError("reserve() takes an iterable of symbols, not one string")
+        for symbol in symbols:
+            if not isinstance(symbol, str):
+                raise TypeError(f"symbols must be str, not {type(symbol).__name__}")
+            if symbol not in self._rows:
+                self._new_row(symbol)
+
+    @property
+    def admit_new(self) -> bool:
+        """Whether a quote for a symbol without a row creates one (True) or is rejected."""
+        return self._admit_new
+
+    @admit_new.setter
+    def admit_new(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"admit_new must be a bool, not {type(value).__name__}")
+        self._admit_new = value
+
+    @property
+    def rejected(self) -> int:
+        """Quotes rejected because their symbol had no row and ``admit_new`` was False."""
+        return self._rejected
 
     def row(self, symbol: str) -> int:
         return self._rows.get(symbol, -1)
