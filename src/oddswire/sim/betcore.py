@@ -1,0 +1,390 @@
+"""The BETCORE games hub on loopback: a picows WebSocket server speaking the SignalR JSON hub
+protocol of ``shared/specs/betcore-signalr.md``.
+
+- ``?access_token=JWT`` (HS256 from ``sim.signer``): a missing, bad or expired token is
+  answered ``401`` at the upgrade.
+- The JSON handshake ``{"protocol":"json","version":1}`` + 0x1E, answered ``{}`` (or, with
+  ``fail_handshake``, ``{"error": ...}`` and a close).
+- ``Subscribe`` invocations ``["SubOnWholeGamesInfo", "{GameType, PartnerClientId,
+  Count}"]`` (``Unsubscribe`` with the same arguments removes one); every ``interval``
+  seconds each subscription gets a ``WholeGamesInfoSubscribe`` invocation with the current
+  game of its type (and up to ``Count - 1`` finished ones), from a seeded world of poker
+  (cards, six hands, a dealer) and lottery (balls, no dealer) games that cycle through
+  Awaiting, BettingTime, GameAction and Finished, with 16 coefficients each.
+- ``sId``: one counter per ``PartnerClientId`` that starts at 0 and is not reset when the
+  client reconnects. Server pings every ``ping_interval`` seconds; ``close(error,
+  allow_reconnect)`` sends a Close message and disconnects.
+
+Faults: ``drop(mid_frame=)``, ``stall(s)``, ``inject_malformed()``, ``inject_empty_record()``,
+``skip_sid(n)``, ``repeat_sid()``, ``reset_sid()``, ``maintenance(on)``; ``batch=True``
+sends every subscription's update of a tick in one frame (several records per frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from picows import WSMsgType, WSTransport
+
+from oddswire.sim._base import Session, WSSimulator, serve_main
+from oddswire.sim.jwt import TokenError, TokenSigner
+
+__all__ = ["GAME_KINDS", "BetcoreSimulator", "BetcoreWorld", "Game"]
+
+RS = b"\x1e"
+#: game type -> (kind, results per game, hands, first event type)
+GAME_KINDS: dict[int, tuple[str, int, int, int]] = {
+    1: ("lottery", 20, 0, 1),
+    3: ("poker", 17, 6, 196),
+    6: ("poker", 17, 6, 600),
+}
+_SUITS, _RANKS = "cdhs", "23456789tjqka"
+_DEALERS = [{"id": 2312, "n": "Petre", "c": "Poland", "a": 31},
+            {"id": 1877, "n": "Ana", "c": "Georgia", "a": 27},
+            {"id": 954, "n": "Lina", "c": "Latvia", "a": 34}]
+
+
+def iso(ns: int, digits: int = 7) -> str:
+    """``2025-06-19T15:57:18.6120782Z`` (the feed's form) from ns since the epoch."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    stamp = datetime.datetime.fromtimestamp(secs, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{frac:09d}"[: len(stamp) + 1 + digits] + "Z" if digits else stamp + "Z"
+
+
+@dataclass
+class Game:
+    """One game (round) of a type, as the server knows it."""
+
+    id: int
+    type: int
+    edition: str
+    last_round_id: int
+    start_ns: int
+    state: int = 1
+    play_status: int = 1
+    round: int = 1
+    ticks: int = 0
+    results: list[dict[str, Any]] = field(default_factory=list)
+    coefficients: list[float] = field(default_factory=list)
+    blocked: list[bool] = field(default_factory=list)
+    dealer: dict[str, Any] | None = None
+
+    def entry(self, hands: int, first_event: int, ticks_total: int,
+              tick_s: float) -> dict[str, Any]:
+        start = self.start_ns
+        return {
+            "i": self.id, "t": self.type, "ge": self.edition, "s": self.state,
+            "ps": self.play_status, "cr": self.round,
+            "sdt": iso(start, 3), "fdt": iso(start + int(ticks_total * tick_s * 1e9), 3),
+            "r": self.results,
+            "h": [{"i": h + 1, "r": [], "s": 0, "p": 0} for h in range(hands)],
+            "e": [{"t": first_event + k, "p": [], "c": c, "b": b, "sn": f"{self.type:02d}{k:03d}"}
+                  for k, (c, b) in enumerate(zip(self.coefficients, self.blocked, strict=True))],
+            "vs": 2, "lrId": self.last_round_id, "di": self.dealer,
+        }
+
+
+class BetcoreWorld:
+    """Seeded games of each type cycling Awaiting -> BettingTime -> GameAction -> Finished.
+
+    ``betting_ticks`` ticks of betting time (``bt`` counts down in seconds), then one result
+    dealt per tick, then ``finished_ticks`` ticks Finished before the next game."""
+
+    def __init__(self, seed: int = 1, *, tick_s: float = 0.5, betting_ticks: int = 20,
+                 finished_ticks: int = 2, keep: int = 4) -> None:
+        self.rng = random.Random(seed)
+        self.tick_s = tick_s
+        self.betting_ticks = betting_ticks
+        self.finished_ticks = finished_ticks
+        self.keep = keep
+        self.maintenance = False
+        self.games: dict[int, list[Game]] = {}  # type -> newest last
+        self._next_id = 30_000_600_000
+
+    def _new_game(self, gtype: int, previous: Game | None) -> Game:
+        kind, _, _, _ = GAME_KINDS[gtype]
+        self._next_id += 1
+        edition = f"{'PB' if kind == 'poker' else 'LT'}{self._next_id % 10**6}"
+        g = Game(self._next_id, gtype, edition,
+                 previous.id if previous else self._next_id - 1, time.time_ns())
+        g.coefficients = [round(self.rng.uniform(1.2, 12.0), 2) for _ in range(16)]
+        g.coefficients[6] = 1000.0
+        g.blocked = [False] * 16
+        g.dealer = self.rng.choice(_DEALERS) if kind == "poker" else None
+        return g
+
+    def current(self, gtype: int) -> list[Game]:
+        if gtype not in GAME_KINDS:
+            raise ValueError(f"unknown game type {gtype}")
+        games = self.games.setdefault(gtype, [])
+        if not games:
+            games.append(self._new_game(gtype, None))
+        return games
+
+    def tick(self, gtype: int) -> None:
+        """Advance the current game of ``gtype`` by one tick."""
+        games = self.current(gtype)
+        g = games[-1]
+        kind, n_results, hands, _ = GAME_KINDS[gtype]
+        g.ticks += 1
+        if g.state == 1:
+            g.state, g.play_status = 2, 1
+        elif g.state == 2 and g.play_status == 1:
+            for k in range(len(g.coefficients)):  # odds drift while bets are open
+                if self.rng.random() < 0.3:
+                    g.coefficients[k] = round(max(1.01, g.coefficients[k]
+                                                  * self.rng.uniform(0.97, 1.03)), 2)
+            if g.ticks > self.betting_ticks:
+                g.play_status = 2
+                g.blocked = [True] * len(g.blocked)
+        elif g.state == 2:
+            n = len(g.results) + 1
+            value = (f"{self.rng.choice(_RANKS)}{self.rng.choice(_SUITS)}" if kind == "poker"
+                     else str(self.rng.randint(1, 80)))
+            g.results.append({"v": value, "hi": (n - 1) % hands + 1 if hands and n <= 2 * hands
+                              else 0, "ra": None, "ri": 1 + n // 6, "s": 1, "sn": n,
+                              "vi": None, "h": False})
+            g.round = 1 + n // 6
+            if n >= n_results:
+                g.state, g.ticks = 3, 0
+        elif g.state == 3 and g.ticks >= self.finished_ticks:
+            games.append(self._new_game(gtype, g))
+            del games[: -self.keep]
+
+    def betting_seconds(self, gtype: int) -> float:
+        g = self.current(gtype)[-1]
+        if g.state != 2 or g.play_status != 1:
+            return 0
+        return max(0.0, (self.betting_ticks - g.ticks + 1) * self.tick_s)
+
+    def payload(self, gtype: int, count: int, sid: int) -> dict[str, Any]:
+        """The ``arguments[0]`` object of one WholeGamesInfoSubscribe."""
+        _, _, hands, first = GAME_KINDS[gtype]
+        total = self.betting_ticks + GAME_KINDS[gtype][1] + 2
+        games = self.current(gtype)[-max(1, count):][::-1]
+        return {"wgi": [g.entry(hands, first, total, self.tick_s) for g in games],
+                "tst": iso(time.time_ns()), "bt": self.betting_seconds(gtype),
+                "im": self.maintenance, "sId": sid}
+
+
+@dataclass
+class HubSession(Session):
+    handshaken: bool = False
+    pending: bytearray = field(default_factory=bytearray)
+    #: game type -> (partner client id, count)
+    subs: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+class BetcoreSimulator(WSSimulator):
+    """``async with BetcoreSimulator() as sim: BetcoreClient(sim.url, access_token=sim.token()
+    ...)``; see the module docstring. ``interval``: seconds between updates (the spec's
+    500 ms; 0 for as fast as the socket drains)."""
+
+    PATH = "/signalrhub-integration-service/hubs"
+    MALFORMED = b'{"type":1,"target":"WholeGamesInfoSubscribe","arguments":[{"wgi":[{' + RS
+
+    def __init__(self, *, secret: bytes = b"oddswire-betcore-secret", seed: int = 1,
+                 interval: float = 0.5, ping_interval: float = 15.0, batch: bool = False,
+                 world: BetcoreWorld | None = None, fail_handshake: str | None = None,
+                 ssl_context: Any = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(ssl_context=ssl_context, host=host, port=port)
+        self.signer = TokenSigner(secret)
+        self.world = world or BetcoreWorld(seed, tick_s=interval or 0.5)
+        self.interval = interval
+        self.ping_interval = ping_interval
+        self.batch = batch
+        self.fail_handshake = fail_handshake
+        self.sids: dict[int, int] = {}  # PartnerClientId -> next sId
+        self.log: list[tuple[int, str, Any]] = []
+        self.updates_sent = 0
+        self._sid_faults: list[str] = []
+        self._sessions: dict[int, HubSession] = {}  # type: ignore[assignment]
+
+    def token(self, **claims: Any) -> str:
+        return self.signer.sign({"sub": "partner", **claims})
+
+    @property
+    def sessions(self) -> list[HubSession]:  # type: ignore[override]
+        return list(self._sessions.values())
+
+    # --- faults --------------------------------------------------------------------------
+
+    def inject_empty_record(self) -> None:
+        """A ping, then an empty record (two separators in a row)."""
+        self.send_raw(b'{"type":6}' + RS + RS)
+
+    def skip_sid(self, n: int = 1) -> None:
+        self._sid_faults += ["skip"] * n
+
+    def repeat_sid(self) -> None:
+        self._sid_faults.append("repeat")
+
+    def reset_sid(self) -> None:
+        self._sid_faults.append("reset")
+
+    def maintenance(self, on: bool) -> None:
+        self.world.maintenance = on
+
+    def close(self, error: str | None = None, allow_reconnect: bool | None = None) -> None:
+        """Send a hub Close message to every session, then disconnect it."""
+        msg: dict[str, Any] = {"type": 7}
+        if error is not None:
+            msg["error"] = error
+        if allow_reconnect is not None:
+            msg["allowReconnect"] = allow_reconnect
+        for s in list(self._sessions.values()):
+            s.transport.send(WSMsgType.TEXT, orjson.dumps(msg) + RS)
+            s.transport.disconnect()
+
+    # --- protocol ------------------------------------------------------------------------
+
+    def _refuse(self, query: dict[str, str]) -> int | None:
+        try:
+            self.signer.verify(query.get("access_token"))
+        except TokenError:
+            return 401
+        return None
+
+    def _new_session(self, sid: int, transport: WSTransport,
+                     query: dict[str, str]) -> HubSession:
+        return HubSession(sid, transport, query)
+
+    def _started(self) -> None:
+        self._spawn(self._update_loop())
+        self._spawn(self._ping_loop())
+
+    def _message(self, s: HubSession, payload: bytes) -> None:  # type: ignore[override]
+        s.pending += payload
+        while (end := s.pending.find(RS)) >= 0:
+            record = bytes(s.pending[:end])
+            del s.pending[: end + 1]
+            self._record(s, record)
+
+    def _record(self, s: HubSession, record: bytes) -> None:
+        try:
+            msg = orjson.loads(record)
+        except orjson.JSONDecodeError:
+            self.log.append((s.id, "garbage", record))
+            return
+        s.received.append(msg)
+        if not s.handshaken:
+            if msg != {"protocol": "json", "version": 1}:
+                self.log.append((s.id, "bad-handshake", msg))
+                self._send(s, orjson.dumps({"error": "unsupported handshake"}) + RS)
+                s.transport.disconnect()
+                return
+            if self.fail_handshake is not None:
+                self._send(s, orjson.dumps({"error": self.fail_handshake}) + RS)
+                s.transport.disconnect()
+                return
+            s.handshaken = True
+            self._send(s, b"{}" + RS)
+            return
+        kind = msg.get("type") if isinstance(msg, dict) else None
+        if kind == 1 and msg.get("target") in ("Subscribe", "Unsubscribe"):
+            self._subscribe(s, msg)
+        elif kind == 6:
+            self.log.append((s.id, "ping", None))
+        elif kind == 7:
+            s.transport.disconnect()
+
+    def _subscribe(self, s: HubSession, msg: dict[str, Any]) -> None:
+        args = msg.get("arguments")
+        try:
+            assert isinstance(args, list) and args[0] == "SubOnWholeGamesInfo"
+            params = orjson.loads(args[1])
+            gtype, partner, count = params["GameType"], params["PartnerClientId"], params["Count"]
+            self.world.current(gtype)
+        except (AssertionError, IndexError, KeyError, TypeError, ValueError,
+                orjson.JSONDecodeError) as e:
+            self.log.append((s.id, "bad-subscribe", repr(e)))
+            return
+        if msg["target"] == "Subscribe":
+            s.subs[gtype] = (partner, count)
+        else:
+            s.subs.pop(gtype, None)
+        self.log.append((s.id, msg["target"].lower(), (gtype, partner, count)))
+        if isinstance(msg.get("invocationId"), str):
+            self._send(s, orjson.dumps({"type": 3, "invocationId": msg["invocationId"],
+                                        "result": None}) + RS)
+
+    def _next_sid(self, partner: int) -> int:
+        sid = self.sids.get(partner, 0)
+        fault = self._sid_faults.pop(0) if self._sid_faults else None
+        if fault == "skip":
+            sid += 1
+        elif fault == "repeat":
+            sid = max(0, sid - 1)
+        elif fault == "reset":
+            sid = 0
+        self.sids[partner] = sid + 1
+        return sid
+
+    def _tick(self) -> None:
+        types = {t for s in self._sessions.values() for t in s.subs}
+        for t in sorted(types):
+            self.world.tick(t)
+        if not self._live():
+            return
+        for s in list(self._sessions.values()):
+            if not s.handshaken or not s.subs or s.paused:
+                continue
+            frames = []
+            for gtype, (partner, count) in sorted(s.subs.items()):
+                msg = {"type": 1, "target": "WholeGamesInfoSubscribe",
+                       "arguments": [self.world.payload(gtype, count, self._next_sid(partner))]}
+                frames.append(orjson.dumps(msg) + RS)
+                self.updates_sent += 1
+            for frame in ([b"".join(frames)] if self.batch else frames):
+                s.transport.send(WSMsgType.TEXT, frame)
+
+    async def _update_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            if self.interval:
+                next_at += self.interval
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
+                self._tick()
+            else:  # as fast as the sockets drain
+                self._tick()
+                if any(s.paused for s in self._sessions.values()) or not self._sessions:
+                    self._drained.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._drained.wait(), 0.01)
+                else:
+                    await asyncio.sleep(0)
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            for s in list(self._sessions.values()):
+                if s.handshaken:
+                    self._send(s, b'{"type":6}' + RS)
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--interval", type=float, default=0.5, help="seconds per update; 0: max")
+
+
+def _make(args: argparse.Namespace) -> BetcoreSimulator:
+    sim = BetcoreSimulator(interval=args.interval, port=args.port)
+    print(f"TOKEN {sim.token()}", flush=True)
+    return sim
+
+
+def main() -> None:
+    """``python -m oddswire.sim.betcore [--interval S]``."""
+    serve_main("python -m oddswire.sim.betcore", _make, _configure)
+
+
+if __name__ == "__main__":
+    main()
