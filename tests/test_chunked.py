@@ -259,6 +259,26 @@ def test_line_over_max_bytes_fails_at_the_first_extra_byte(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=ids)
+def test_a_failed_splitter_releases_its_buffer(impl):
+    """The rejected line's buffer must not live on in exception -> traceback -> splitter."""
+    splitter = impl(4 * 2**20)
+    big = b"x" * (3 * 2**20)
+    splitter.feed(b"%x\r\n" % (2 * len(big)) + big)
+    assert splitter.pending == len(big) and splitter.capacity >= len(big)
+    with pytest.raises(ProtocolError, match="max_line_bytes") as info:
+        splitter.feed(big)
+    assert info.value.__traceback__ is not None
+    assert (splitter.pending, splitter.capacity, splitter.failed) == (0, 0, True)
+    for fail in (lambda s: s.feed(b"zz"), lambda s: s.eof()):  # framing error, cut short
+        splitter = impl()
+        splitter.feed(b"a\r\n0123456789")
+        assert splitter.capacity > 0
+        with pytest.raises(ProtocolError):
+            fail(splitter)
+        assert (splitter.pending, splitter.capacity) == (0, 0)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=ids)
 def test_pending_cr_does_not_trip_the_limit(impl):
     splitter = impl(5)
     assert splitter.feed(b"6\r\n12345\r\r\n") == []

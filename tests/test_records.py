@@ -92,6 +92,21 @@ def test_over_long_record_fails_and_stays_failed(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=ids)
+def test_a_failed_splitter_releases_its_buffer(impl):
+    splitter = impl(4 * 2**20)
+    splitter.feed(b"x" * 3 * 2**20)
+    assert splitter.capacity >= 3 * 2**20
+    with pytest.raises(ProtocolError, match="max_record_bytes"):
+        splitter.feed(b"x" * (2**20 + 1) + b"\x1e")
+    assert (splitter.pending, splitter.capacity, splitter.failed) == (0, 0, True)
+    splitter = impl()
+    splitter.feed(b"partial")
+    with pytest.raises(ProtocolError, match="pending"):
+        splitter.eof()
+    assert (splitter.pending, splitter.capacity) == (0, 0)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=ids)
 def test_long_record_across_many_reads(impl):
     record = b"x" * 100_000
     splitter = impl()

@@ -98,6 +98,15 @@ cdef inline int _reserve(GrowBuf* buf, Py_ssize_t extra) except -1:
     return 0
 
 
+cdef inline void _release(GrowBuf* buf) noexcept:
+    # A failed splitter holds nothing: a rejected 100 MB line must not keep its buffer alive
+    # through the exception -> traceback -> frame -> splitter chain.
+    free(buf.data)
+    buf.data = NULL
+    buf.size = 0
+    buf.cap = 0
+
+
 cdef inline int _append(GrowBuf* buf, const char* data, Py_ssize_t size) except -1:
     _reserve(buf, size)
     memcpy(buf.data + buf.size, data, size)
@@ -178,12 +187,17 @@ cdef class ChunkedLineSplitter:
         return self._line.size
 
     @property
+    def capacity(self):
+        """Bytes allocated for the line buffer (0 once failed: the buffer is released)."""
+        return self._line.cap
+
+    @property
     def max_line_bytes(self):
         return self._max_line
 
     cdef int _fail(self, str message, unsigned long long offset, list out) except -1:
         self._state = S_FAILED
-        self._line.size = 0
+        _release(&self._line)
         self._error = (message, offset)
         raise ProtocolError(message, offset=offset, lines=out)
 
@@ -428,7 +442,7 @@ cdef class ChunkedLineSplitter:
                 # The sink raised: the rest of this read was not consumed, so the stream
                 # position is lost and the splitter must not pretend to go on.
                 self._state = S_FAILED
-                self._line.size = 0
+                _release(&self._line)
                 self._error = ("a line sink raised", self._pos)
             raise
         finally:
@@ -476,6 +490,11 @@ cdef class RecordSplitter:
         return self._rec.size
 
     @property
+    def capacity(self):
+        """Bytes allocated for the record buffer (0 once failed: the buffer is released)."""
+        return self._rec.cap
+
+    @property
     def failed(self):
         return self._error is not None
 
@@ -484,7 +503,7 @@ cdef class RecordSplitter:
         return self._max_record
 
     cdef int _fail(self, str message, unsigned long long offset, list out) except -1:
-        self._rec.size = 0
+        _release(&self._rec)
         self._error = (message, offset)
         raise ProtocolError(message, offset=offset, lines=out)
 

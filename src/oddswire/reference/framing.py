@@ -76,12 +76,18 @@ class ChunkedLineSplitter:
         return len(self._line)
 
     @property
+    def capacity(self) -> int:
+        """Bytes allocated for the line buffer (0 once failed: the buffer is released)."""
+        return self._line.__alloc__()
+
+    @property
     def max_line_bytes(self) -> int:
         return self._max_line
 
     def _fail(self, message: str, offset: int, out: list[bytes]) -> None:
         self._state = S_FAILED
-        self._line.clear()
+        self._line.clear()  # frees the storage, also for a caller's local alias
+        self._line = bytearray()
         self._error = (message, offset)
         raise ProtocolError(message, offset=offset, lines=out)
 
@@ -106,6 +112,7 @@ class ChunkedLineSplitter:
             if self._state != S_FAILED:
                 self._state = S_FAILED
                 self._line.clear()
+                self._line = bytearray()
                 self._error = ("a line sink raised", self._pos)
             raise
         return 0
@@ -291,6 +298,11 @@ class RecordSplitter:
         return len(self._rec)
 
     @property
+    def capacity(self) -> int:
+        """Bytes allocated for the record buffer (0 once failed: the buffer is released)."""
+        return self._rec.__alloc__()
+
+    @property
     def failed(self) -> bool:
         return self._error is not None
 
@@ -300,6 +312,7 @@ class RecordSplitter:
 
     def _fail(self, message: str, offset: int, out: list[bytes]) -> None:
         self._rec.clear()
+        self._rec = bytearray()
         self._error = (message, offset)
         raise ProtocolError(message, offset=offset, lines=out)
 
