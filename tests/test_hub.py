@@ -126,6 +126,23 @@ def test_eof_with_unfinished_record():
         decoder.eof()
 
 
+def test_eof_before_the_handshake_response():
+    with pytest.raises(ProtocolError, match="before the handshake response"):
+        HubDecoder(handshake=True).eof()
+    decoder = HubDecoder(handshake=True)
+    decoder.feed(b"")
+    with pytest.raises(ProtocolError, match="before the handshake response"):
+        decoder.eof()
+    decoder = HubDecoder(handshake=True)
+    with pytest.raises(ProtocolError, match="pending"):  # an unfinished response says so
+        decoder.feed(b'{"minor')
+        decoder.eof()
+    decoder = HubDecoder(handshake=True)
+    assert decoder.feed(b"{}\x1e") == []
+    decoder.eof()  # the handshake came: a clean end
+    HubDecoder().eof()  # no handshake expected: nothing received is a clean end
+
+
 def test_handshake_request_is_json_protocol_v1():
     assert orjson.loads(HANDSHAKE_REQUEST[:-1]) == {"protocol": "json", "version": 1}
     assert HANDSHAKE_REQUEST.endswith(b"\x1e")

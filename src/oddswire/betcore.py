@@ -184,8 +184,11 @@ class HubDecoder:
         return out
 
     def eof(self) -> None:
-        """End of stream: raise ProtocolError if a record is unfinished."""
+        """End of stream: raise ProtocolError if a record is unfinished, or if the handshake
+        response was expected and never came (the server disconnected before answering)."""
         self._splitter.eof()
+        if self._awaiting_handshake:
+            raise ProtocolError("stream ended before the handshake response")
 
     @staticmethod
     def _parse(record: bytes, index: int) -> Any:
