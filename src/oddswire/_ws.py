@@ -20,6 +20,7 @@ import inspect
 import logging
 import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -96,7 +97,8 @@ class WSFeedClient(FeedClient):
     def __init__(self, url: str, *, reconnect: ReconnectPolicy | None, stale_after: float,
                  ssl_context: ssl.SSLContext | None, connect_timeout: float,
                  ping_interval: float, pong_timeout: float, max_message_bytes: int,
-                 max_write_buffer: int = 1 << 20, follow_redirects: bool = False) -> None:
+                 max_write_buffer: int = 1 << 20, follow_redirects: bool = False,
+                 auto_ping: bool = True) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"{type(self).__name__} url must be ws:// or wss://")
         if not 0 < pong_timeout <= ping_interval:
@@ -112,6 +114,8 @@ class WSFeedClient(FeedClient):
         self.max_message_bytes = max_message_bytes
         self.max_write_buffer = max_write_buffer
         self.follow_redirects = follow_redirects
+        self.auto_ping = auto_ping
+        self._last_send = 0.0
         self._wire_log = wire_logger(f"{type(self).__module__}.wire")
         self._transport: WSTransport | None = None
         self._listener: FeedListener | None = None
@@ -159,7 +163,7 @@ class WSFeedClient(FeedClient):
                 transport, _ = await asyncio.wait_for(ws_connect(
                     lambda: listener, url, ssl_context=self.ssl_context,
                     websocket_handshake_timeout=self.connect_timeout,
-                    enable_auto_ping=True, auto_ping_idle_timeout=self.ping_interval,
+                    enable_auto_ping=self.auto_ping, auto_ping_idle_timeout=self.ping_interval,
                     auto_ping_reply_timeout=self.pong_timeout, enable_auto_pong=False,
                     logger_name=self._wire_log, max_frame_size=self.max_message_bytes,
                     max_redirects=0), self.connect_timeout)
@@ -228,7 +232,11 @@ class WSFeedClient(FeedClient):
         self._listener = self._transport = None
 
     def _send(self, obj: Any) -> None:
-        """Send one JSON text message (dropped when not connected). A peer that stopped
+        """Send one JSON text message (dropped when not connected)."""
+        self._send_bytes(orjson.dumps(obj))
+
+    def _send_bytes(self, payload: bytes) -> None:
+        """Send one text message as it is (dropped when not connected). A peer that stopped
         reading (``max_write_buffer`` bytes unsent) costs the connection, not memory."""
         t = self._transport
         if t is None or t.is_disconnected:
@@ -238,7 +246,8 @@ class WSFeedClient(FeedClient):
                                       f"(over {self.max_write_buffer} bytes unsent)"))
             t.disconnect(graceful=False)
             return
-        t.send(WSMsgType.TEXT, orjson.dumps(obj))
+        t.send(WSMsgType.TEXT, payload)
+        self._last_send = time.monotonic()
 
     def _abort(self) -> None:
         t = self._transport

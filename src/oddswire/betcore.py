@@ -1,5 +1,9 @@
 """BETCORE games hub: the SignalR JSON hub protocol over WebSocket.
 
+:class:`BetcoreClient` connects, handshakes, subscribes to ``SubOnWholeGamesInfo`` and keeps
+:class:`GamesTable` (Rust, numpy columns) current; see its docstring for the session,
+liveness and sequence rules, and the wire assumptions.
+
 :class:`HubDecoder` turns WebSocket payloads into SignalR hub messages: 0x1E framing by the
 compiled :class:`~oddswire.codec.RecordSplitter`, strict RFC 8259 JSON by orjson, and the
 required fields of message types 1-9 checked as ASP.NET Core's ``HubProtocol.md`` defines
@@ -13,17 +17,51 @@ an empty record is an error; a handshake ``{"error": ""}`` is a failure (as .NET
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from oddswire._http import Endpoint, request
+from oddswire._wire import FeedListener
+from oddswire._ws import TokenSource, WSFeedClient, resolve_token
+from oddswire.client import ReconnectPolicy, SequenceTracker
 from oddswire.codec import RecordSplitter
-from oddswire.errors import HandshakeError, ProtocolError
+from oddswire.errors import (
+    AuthError,
+    ConfigError,
+    ConnectError,
+    DecodeError,
+    HandshakeError,
+    HTTPStatusError,
+    ProtocolError,
+    StaleFeedError,
+)
+try:  # TEMPORARY while GamesTable is being built
+    from oddswire_native import Game, GamesTable, GamesUpdate
+except ImportError:
+    Game = GamesTable = GamesUpdate = None
 
-__all__ = ["HANDSHAKE_REQUEST", "HubDecoder", "MessageType", "encode_message"]
+__all__ = [
+    "EVENTS",
+    "HANDSHAKE_REQUEST",
+    "BetcoreClient",
+    "Game",
+    "GamesTable",
+    "GamesUpdate",
+    "HubDecoder",
+    "MessageType",
+    "decode_message",
+    "encode_message",
+    "parse_handshake",
+    "subscribe_record",
+]
 
 RECORD_SEPARATOR = b"\x1e"
 HANDSHAKE_REQUEST = b'{"protocol":"json","version":1}\x1e'
@@ -140,6 +178,51 @@ _CHECKS: dict[int, Callable[[dict[str, Any]], str | None]] = {
 }
 
 
+def _parse(record: bytes, index: int) -> Any:
+    if not record:
+        raise ProtocolError(f"empty record #{index} (two separators in a row)")
+    try:
+        return orjson.loads(record)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"record #{index} is not valid JSON: {exc}") from None
+
+
+def parse_handshake(record: bytes, index: int = 0) -> dict[str, Any]:
+    """The HandshakeResponse record: ``{}`` (extra fields ignored) or ``HandshakeError``."""
+    response = _parse(record, index)
+    if type(response) is not dict:
+        raise ProtocolError(
+            f"handshake response is a JSON {type(response).__name__}, expected an object")
+    if "type" in response:
+        raise ProtocolError("expected a handshake response, got a hub message")
+    if "error" in response:
+        error = response["error"]
+        if type(error) is not str:
+            raise ProtocolError("handshake 'error' must be a string")
+        raise HandshakeError(f"server refused the handshake: {error}")
+    return response
+
+
+def decode_message(record: bytes, index: int = 0) -> dict[str, Any]:
+    """One hub message record (no separator) as a dict, its required fields checked."""
+    msg = _parse(record, index)
+    if type(msg) is not dict:
+        raise ProtocolError(
+            f"record #{index} is a JSON {type(msg).__name__}, expected an object")
+    kind = msg.get("type")
+    if kind is None:
+        raise ProtocolError(f"record #{index}: missing required property 'type'")
+    if not _is_int(kind):
+        raise ProtocolError(f"record #{index}: 'type' must be an integer")
+    check = _CHECKS.get(kind)
+    if check is not None:
+        problem = check(msg)
+        if problem:
+            raise ProtocolError(f"record #{index} (type {kind}): {problem}")
+    return msg
+
+
+
 class HubDecoder:
     """Turn WebSocket payloads into SignalR hub messages (dicts).
 
@@ -190,43 +273,327 @@ class HubDecoder:
         if self._awaiting_handshake:
             raise ProtocolError("stream ended before the handshake response")
 
-    @staticmethod
-    def _parse(record: bytes, index: int) -> Any:
-        if not record:
-            raise ProtocolError(f"empty record #{index} (two separators in a row)")
-        try:
-            return orjson.loads(record)
-        except orjson.JSONDecodeError as exc:
-            raise ProtocolError(f"record #{index} is not valid JSON: {exc}") from None
-
     def _handshake(self, record: bytes, index: int) -> None:
-        response = self._parse(record, index)
-        if type(response) is not dict:
-            raise ProtocolError(
-                f"handshake response is a JSON {type(response).__name__}, expected an object")
-        if "type" in response:
-            raise ProtocolError("expected a handshake response, got a hub message")
-        if "error" in response:
-            error = response["error"]
-            if type(error) is not str:
-                raise ProtocolError("handshake 'error' must be a string")
-            raise HandshakeError(f"server refused the handshake: {error}")
-        self.handshake = response
+        self.handshake = parse_handshake(record, index)
         self._awaiting_handshake = False
 
-    def _message(self, record: bytes, index: int) -> dict[str, Any]:
-        msg = self._parse(record, index)
-        if type(msg) is not dict:
-            raise ProtocolError(
-                f"record #{index} is a JSON {type(msg).__name__}, expected an object")
-        kind = msg.get("type")
-        if kind is None:
-            raise ProtocolError(f"record #{index}: missing required property 'type'")
-        if not _is_int(kind):
-            raise ProtocolError(f"record #{index}: 'type' must be an integer")
-        check = _CHECKS.get(kind)
-        if check is not None:
-            problem = check(msg)
-            if problem:
-                raise ProtocolError(f"record #{index} (type {kind}): {problem}")
-        return msg
+    @staticmethod
+    def _message(record: bytes, index: int) -> dict[str, Any]:
+        return decode_message(record, index)
+
+
+# --- the client ----------------------------------------------------------------------------
+
+#: Events a BetcoreClient emits, and what the callback receives.
+EVENTS = frozenset({
+    "games",         # (update: GamesUpdate) a WholeGamesInfoSubscribe applied to the table
+    "gap",           # (expected, got) sId skipped, repeated or went back
+    "closed",        # (error, allow_reconnect) the hub sent Close
+    "message",       # (dict) any other hub message (Completion, another invocation, ...)
+    "connected",     # () WebSocket open (before the handshake)
+    "disconnected",  # (reason) the connection ended
+    "stale",         # (reason) healthy went False: no update for stale_after, maintenance, ...
+    "healthy",       # () healthy went True again
+    "error",         # (exception) bad records, callback errors, timeouts
+})
+PING_RECORD = b'{"type":6}' + RECORD_SEPARATOR
+
+
+def subscribe_record(target: str, game_type: int, partner_client_id: int, count: int) -> bytes:
+    """A ``Subscribe`` (or ``Unsubscribe``) invocation exactly as the spec's example writes
+    it: ``arguments`` = ``["SubOnWholeGamesInfo", "{ \\"GameType\\": 1, ... }"]``."""
+    params = (f'{{ "GameType": {game_type}, "PartnerClientId": {partner_client_id}, '
+              f'"Count": {count} }}')
+    return encode_message({"arguments": ["SubOnWholeGamesInfo", params], "target": target,
+                           "type": 1})
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class BetcoreClient(WSFeedClient):
+    """The BETCORE games hub: connect to ``url?access_token=...``, send the JSON handshake,
+    subscribe to ``SubOnWholeGamesInfo`` once per game type, and apply every
+    ``WholeGamesInfoSubscribe`` to ``table`` (a ``GamesTable``, Rust: the invocation is
+    decoded straight from the record bytes) before the ``games`` callbacks run.
+
+    ``access_token``: the JWT, or a function (sync or async) returning a fresh one per
+    connection; it never appears in a log line, an exception or ``repr``. HTTP 401/403 at
+    the upgrade raises ``AuthError`` and a refused handshake ``HandshakeError`` from
+    ``run()``, without retrying. ``negotiate=True`` first does ``POST
+    {url}/negotiate?negotiateVersion=1`` (following its redirects) and connects with the
+    ``connectionToken`` as ``id``, for hubs that require it.
+
+    ``sId`` is one counter per connection, not reset on reconnect: a skip, a repeat or a
+    step back fires ``gap(expected, got)`` and is counted; every update carries whole game
+    states, so a gap is reported, not resynced. ``bt`` is read as the seconds left to bet.
+
+    Liveness (HubProtocol): a Ping when nothing was sent for ``keepalive_interval``
+    seconds; no message at all from the server for ``server_timeout`` seconds drops the
+    connection. ``healthy`` drops (``stale``) after ``stale_after`` seconds without an
+    update (4x the 500 ms cadence) without dropping the connection, and while the hub
+    reports maintenance (``im``); the table's ``is_bettable`` follows it. A Close message
+    fires ``closed(error, allow_reconnect)``: the client reconnects only when allowed,
+    otherwise ``run()`` returns.
+
+    Assumed (not in the spec): ``Unsubscribe`` takes the same arguments as ``Subscribe``.
+    """
+
+    EVENTS = EVENTS
+    FEED = "BETCORE"
+
+    def __init__(self, url: str, *, access_token: TokenSource, partner_client_id: int,
+                 game_types: Iterable[int] = (1,), count: int = 1, negotiate: bool = False,
+                 table: GamesTable | None = None, retention_s: float | None = 300.0,
+                 stale_after: float = 2.0, server_timeout: float = 30.0,
+                 keepalive_interval: float = 15.0, handshake_timeout: float = 15.0,
+                 reconnect: ReconnectPolicy | None = None,
+                 ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
+                 max_message_bytes: int = 4 << 20, max_write_buffer: int = 1 << 20,
+                 follow_redirects: bool = False, sample_every: int = 16) -> None:
+        if not isinstance(partner_client_id, int) or isinstance(partner_client_id, bool):
+            raise ConfigError("partner_client_id must be an int")
+        if count < 1 or server_timeout <= 0 or keepalive_interval <= 0:
+            raise ConfigError("count, server_timeout and keepalive_interval must be positive")
+        super().__init__(url, reconnect=reconnect, stale_after=stale_after,
+                         ssl_context=ssl_context, connect_timeout=connect_timeout,
+                         ping_interval=keepalive_interval, pong_timeout=keepalive_interval,
+                         max_message_bytes=max_message_bytes, max_write_buffer=max_write_buffer,
+                         follow_redirects=follow_redirects, auto_ping=False)
+        self._token = access_token
+        self.partner_client_id = partner_client_id
+        self.count = count
+        self.negotiate = negotiate
+        self.table = table if table is not None else GamesTable(retention_s=retention_s)
+        self.server_timeout = server_timeout
+        self.keepalive_interval = keepalive_interval
+        self.handshake_timeout = handshake_timeout
+        self.sample_every = sample_every
+        self.sequence = SequenceTracker(contiguous=True)
+        self.updates = 0
+        self._game_types: set[int] = set()
+        for t in game_types:
+            self._game_types.add(_game_type(t))
+        self._records: RecordSplitter | None = None
+        self._handshake: asyncio.Future[dict[str, Any]] | None = None
+        self._seen = 0
+        self._last_rx = 0.0
+        self._maintenance = False
+        self.table.healthy = False
+
+    # --- public API ----------------------------------------------------------------------
+
+    @property
+    def game_types(self) -> frozenset[int]:
+        """The subscription set, replayed after every reconnect."""
+        return frozenset(self._game_types)
+
+    def subscribe(self, game_type: int) -> None:
+        """Add a game type (sent now when connected)."""
+        game_type = _game_type(game_type)
+        if game_type not in self._game_types:
+            self._game_types.add(game_type)
+            if self._ready():
+                self._send_bytes(subscribe_record("Subscribe", game_type,
+                                                  self.partner_client_id, self.count))
+
+    def unsubscribe(self, game_type: int) -> None:
+        if game_type in self._game_types:
+            self._game_types.discard(game_type)
+            if self._ready():
+                self._send_bytes(subscribe_record("Unsubscribe", game_type,
+                                                  self.partner_client_id, self.count))
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out.update(updates=self.updates, games=len(self.table), sid=self.sequence.last,
+                   duplicates=self.sequence.duplicates, regressions=self.sequence.regressions)
+        return out
+
+    # --- one connection ------------------------------------------------------------------
+
+    async def _attempt(self) -> None:
+        token = await resolve_token(self._token, "access_token")
+        url = await self._negotiated(token) if self.negotiate else self.url
+        self._records = RecordSplitter(self.max_message_bytes)
+        self._handshake = asyncio.get_running_loop().create_future()
+        self._handshake.add_done_callback(_retrieve)
+        listener = FeedListener(on_message=self._on_frame, on_sample=self._on_sample,
+                                sample_every=self.sample_every, **self._listener_options())
+        transport = None
+        try:
+            transport = await self._ws_connect(listener, _with_query(url, access_token=token))
+            self._send_bytes(HANDSHAKE_REQUEST)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._handshake), self.handshake_timeout)
+            except TimeoutError:
+                raise ConnectError(f"BETCORE: no handshake response within "
+                                   f"{self.handshake_timeout}s") from None
+            self._seen, self._last_rx = listener.messages, time.monotonic()
+            for game_type in sorted(self._game_types):
+                self._send_bytes(subscribe_record("Subscribe", game_type,
+                                                  self.partner_client_id, self.count))
+            self.gate.release()
+            await self._ws_wait(transport)
+        finally:
+            self._ws_release(listener, transport)
+
+    def _ready(self) -> bool:
+        return (self._transport is not None and self._handshake is not None
+                and self._handshake.done() and not self._handshake.exception())
+
+    def _is_fatal(self, exc: BaseException) -> bool:
+        return super()._is_fatal(exc) or isinstance(exc, HandshakeError)
+
+    async def _negotiated(self, token: str) -> str:
+        """The WebSocket URL after ``POST .../negotiate?negotiateVersion=1``."""
+        base = self.url
+        for _ in range(10):
+            http = "https" + base[3:] if base.startswith("wss") else "http" + base[2:]
+            parts = urlsplit(http)
+            ep = Endpoint.parse(urlunsplit(parts._replace(query="", path="")),
+                                self.ssl_context)
+            path = _with_query(parts.path.rstrip("/") + "/negotiate", negotiateVersion="1")
+            resp = await request(ep, "POST", path, {"Authorization": f"Bearer {token}"},
+                                 timeout=self.connect_timeout)
+            if resp.status in (401, 403):
+                raise AuthError(f"BETCORE: negotiate refused the token (HTTP {resp.status})",
+                                code=str(resp.status))
+            if resp.status != 200:
+                raise HTTPStatusError(resp.status, resp.reason, path="/negotiate")
+            try:
+                body = orjson.loads(resp.body)
+            except orjson.JSONDecodeError as e:
+                raise ProtocolError(f"BETCORE: negotiate answered invalid JSON: {e}") from None
+            if not isinstance(body, dict):
+                raise ProtocolError("BETCORE: negotiate answered a non-object")
+            if isinstance(body.get("error"), str):
+                raise HandshakeError(f"BETCORE: negotiate refused: {body['error']}")
+            if isinstance(body.get("url"), str):  # redirect: negotiate again there
+                base = body["url"].replace("https://", "wss://").replace("http://", "ws://")
+                if isinstance(body.get("accessToken"), str):
+                    token = body["accessToken"]
+                continue
+            conn = body.get("connectionToken") or body.get("connectionId")
+            if not isinstance(conn, str) or not conn:
+                raise ProtocolError("BETCORE: negotiate answered no connectionToken")
+            return _with_query(base, id=conn)
+        raise ProtocolError("BETCORE: negotiate redirected more than 10 times")
+
+    # --- records -------------------------------------------------------------------------
+
+    def _on_frame(self, payload: bytes) -> None:
+        assert self._records is not None
+        try:
+            records = self._records.feed(payload)
+        except ProtocolError as e:  # a record over max_message_bytes: hopeless
+            for record in e.lines:
+                self._on_record(record)
+            self._error(e)
+            if self._transport is not None:
+                self._transport.disconnect(graceful=False)
+            return
+        for record in records:
+            self._on_record(record)
+
+    def _on_record(self, record: bytes) -> None:
+        handshake = self._handshake
+        assert handshake is not None
+        if not handshake.done():
+            try:
+                handshake.set_result(parse_handshake(record))
+            except ProtocolError as e:
+                handshake.set_exception(e)
+            return
+        try:
+            update = self.table.apply(record)
+        except DecodeError as e:
+            self._error(e)
+            return
+        if update is not None:
+            self._on_update(update)
+            return
+        try:
+            msg = decode_message(record)
+        except ProtocolError as e:
+            self._error(e)
+            return
+        kind = msg["type"]
+        if kind == MessageType.PING:
+            return
+        if kind == MessageType.CLOSE:
+            self._on_close(msg)
+            return
+        self.callbacks.emit("message", msg)
+
+    def _on_update(self, update: GamesUpdate) -> None:
+        self.updates += 1
+        if self._established_at is None:
+            self._mark_established()
+        self.stats_counters.server_to_receive.record(max(time.time_ns() - update.tst, 1))
+        sid, last = update.sid, self.sequence.last
+        verdict = self.sequence.observe(sid)
+        if verdict != "ok":
+            self.stats_counters.gaps += 1
+            if verdict == "regress":  # the hub restarted its counter: follow it
+                self.sequence.reset(sid)
+            self.callbacks.emit("gap", last + 1, sid)
+        if update.im != self._maintenance:
+            self._maintenance = update.im
+            if update.im:
+                self.gate.hold("maintenance", "the hub reports maintenance (im)")
+            else:
+                self.gate.clear("maintenance")
+        self.gate.touch()
+        self.callbacks.emit("games", update)
+
+    def _on_close(self, msg: dict[str, Any]) -> None:
+        error, allow = msg.get("error"), msg.get("allowReconnect") is True
+        self.callbacks.emit("closed", error, allow)
+        self._disconnect_reason = "hub Close" + (f": {error}" if error else "")
+        if not allow:
+            self.stop()
+        elif self._transport is not None:
+            self._transport.disconnect()
+
+    def _on_sample(self, t0: int, t1: int) -> None:
+        self.stats_counters.receive_to_callback.record(t1 - t0)
+
+    # --- liveness ------------------------------------------------------------------------
+
+    def _check_liveness(self) -> None:
+        listener = self._listener
+        if listener is None or not self._ready():
+            return
+        now = time.monotonic()
+        if listener.messages != self._seen:
+            self._seen, self._last_rx = listener.messages, now
+        elif now - self._last_rx > self.server_timeout:
+            reason = f"no message from the hub for {self.server_timeout:g}s"
+            self._error(StaleFeedError(f"BETCORE: {reason}; reconnecting"))
+            self._stale_reason = self._disconnect_reason = reason
+            if self._transport is not None:
+                self._transport.disconnect(graceful=False)
+            return
+        if now - self._last_send >= self.keepalive_interval:
+            self._send_bytes(PING_RECORD)
+        if not self.gate.held and not self.gate.check():
+            self.gate.release()  # quiet games are not a dead link: the next update raises it
+
+    def _health_changed(self, healthy: bool, reason: str) -> None:
+        self.table.healthy = healthy
+        super()._health_changed(healthy, reason)
+
+
+def _game_type(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"game types are non-negative ints, got {value!r}")
+    return value
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
