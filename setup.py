@@ -5,7 +5,7 @@ checks, line tracing (for coverage) and asserts; the default is the release buil
 """
 
 import os
-import shutil
+import runpy
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -26,15 +26,22 @@ DIRECTIVES = {
 MACROS = [("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [("CYTHON_WITHOUT_ASSERTIONS", "1")]
 CFLAGS = ["-O0", "-g"] if DEBUG else ["-O3"]
 
-MODULES = ["_framing", "_wire"]
+# The one list of compiled modules (read without importing the package, which is not built).
+MODULES = runpy.run_path(str(HERE / "src" / "oddswire" / "_build_info.py"))["CYTHON_MODULES"]
 
 
 def mirror_pxd() -> None:
     """Ship the .pxd files of ext/ inside the package (regular and editable installs alike)
-    so users can cimport the C-level API; ext/ stays the one source, the copies are ignored."""
+    so users can cimport the C-level API; ext/ stays the one source, the copies are ignored
+    by git and stamped so nobody edits them."""
     for pxd in (HERE / "ext" / "oddswire").glob("*.pxd"):
-        if pxd.name != "__init__.pxd":
-            shutil.copy2(pxd, HERE / "src" / "oddswire" / pxd.name)
+        if pxd.name == "__init__.pxd":
+            continue
+        stamp = f"# Generated from ext/oddswire/{pxd.name} by setup.py; edit that file.\n"
+        text = stamp + pxd.read_text(encoding="utf-8")
+        copy = HERE / "src" / "oddswire" / pxd.name
+        if not copy.exists() or copy.read_text(encoding="utf-8") != text:
+            copy.write_text(text, encoding="utf-8")
 
 
 mirror_pxd()

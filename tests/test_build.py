@@ -11,6 +11,9 @@ import pytest
 
 import oddswire
 import oddswire_native
+from oddswire._build_info import COMPILED_MODULES, CYTHON_MODULES
+
+EXT = pathlib.Path(__file__).resolve().parents[1] / "ext" / "oddswire"
 
 
 def test_native_module_is_a_release_build():
@@ -24,10 +27,34 @@ def test_versions_match():
     assert oddswire_native.__version__ == oddswire.__version__
 
 
-def test_package_ships_stubs_and_pxd():
+def test_the_module_list_is_complete():
+    assert sorted(p.stem for p in EXT.glob("*.pyx")) == sorted(CYTHON_MODULES)
+
+
+@pytest.mark.parametrize("name", COMPILED_MODULES)
+def test_compiled_module_imports_and_ships_its_stub(name):
+    module = importlib.import_module(name)
+    origin = pathlib.Path(module.__file__)
+    if hasattr(module, "__path__"):  # maturin's layout: a package around the extension
+        stub = origin.parent / "__init__.pyi"
+        assert (origin.parent / "py.typed").is_file()
+    else:
+        assert origin.suffix in (".so", ".pyd"), f"{name} is not compiled: {origin}"
+        stub = origin.parent / (origin.name.split(".")[0] + ".pyi")
+    assert stub.is_file(), f"{name} ships no stub ({stub})"
+
+
+@pytest.mark.parametrize("name", CYTHON_MODULES)
+def test_package_ships_the_pxd_of_ext_stamped(name):
     pkg = pathlib.Path(oddswire.__file__).parent
-    for name in ("py.typed", "_framing.pyi", "_framing.pxd"):
-        assert (pkg / name).is_file(), name
+    assert (pkg / "py.typed").is_file()
+    source = EXT / f"{name}.pxd"
+    if not source.is_file():
+        pytest.skip(f"ext/oddswire/{name}.pxd does not exist")
+    shipped = (pkg / f"{name}.pxd").read_text(encoding="utf-8")
+    stamp = f"# Generated from ext/oddswire/{name}.pxd by setup.py; edit that file.\n"
+    assert shipped == stamp + source.read_text(encoding="utf-8"), (
+        f"{name}.pxd in the package is stale: reinstall (pip install -e . --no-build-isolation)")
 
 
 def test_public_names_are_exported():

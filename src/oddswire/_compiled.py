@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from oddswire._build_info import COMPILED_MODULES
 from oddswire.errors import BuildError
 
 __all__ = ["require"]
@@ -17,11 +18,10 @@ _HOW = (
     "    pip install ./rust .\n"
     "(while developing: pip install -e ./rust && pip install -e . --no-build-isolation)."
 )
-_MODULES = ("oddswire._framing", "oddswire_native")
 
 
 def require() -> None:
-    for name in _MODULES:
+    for name in COMPILED_MODULES:
         try:
             importlib.import_module(name)
         except ImportError as exc:
