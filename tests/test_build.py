@@ -62,6 +62,18 @@ def test_public_names_are_exported():
         assert hasattr(oddswire, name), name
 
 
+def test_every_error_class_is_exported():
+    import oddswire.errors as errors
+
+    classes = {name for name, obj in vars(errors).items()
+               if isinstance(obj, type) and issubclass(obj, BaseException)
+               and obj.__module__ == errors.__name__}
+    assert classes == set(errors.__all__)
+    assert classes <= set(oddswire.__all__)
+    for name in classes:
+        assert getattr(oddswire, name) is getattr(errors, name)
+
+
 def test_missing_compiled_module_fails_with_build_instructions(monkeypatch):
     import oddswire._compiled as compiled
 

@@ -8,27 +8,45 @@ from oddswire import _compiled  # noqa: F401  (fails early, with build instructi
 from oddswire.betcore import HubDecoder
 from oddswire.codec import ChunkedLineSplitter, CountingLineSink, LineSink, RecordSplitter
 from oddswire.errors import (
+    AccountSwitchError,
     AuthError,
+    BuildError,
+    CallbackError,
+    CertificateError,
+    ConfigError,
     ConnectError,
     DecodeError,
     HandshakeError,
+    HTTPStatusError,
     OddswireError,
     ProtocolError,
+    RepeatedError,
+    ResyncRequired,
+    StaleFeedError,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountSwitchError",
     "AuthError",
+    "BuildError",
+    "CallbackError",
+    "CertificateError",
     "ChunkedLineSplitter",
+    "ConfigError",
     "ConnectError",
     "CountingLineSink",
     "DecodeError",
+    "HTTPStatusError",
     "HandshakeError",
     "HubDecoder",
     "LineSink",
     "OddswireError",
     "ProtocolError",
     "RecordSplitter",
+    "RepeatedError",
+    "ResyncRequired",
+    "StaleFeedError",
     "__version__",
 ]

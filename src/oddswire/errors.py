@@ -22,7 +22,6 @@ __all__ = [
     "ProtocolError",
     "RepeatedError",
     "ResyncRequired",
-    "SequenceGapError",
     "StaleFeedError",
 ]
 
@@ -130,10 +129,6 @@ class HTTPStatusError(OddswireError):
 
 class ResyncRequired(OddswireError):
     """The server can no longer serve our position (DATA.BET 409); a full resync follows."""
-
-
-class SequenceGapError(OddswireError):
-    """A sequence marker skipped, repeated or reset."""
 
 
 class StaleFeedError(OddswireError):
