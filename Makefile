@@ -20,15 +20,20 @@ test:             ## the default suite (hypothesis profile "fast")
 test-slow:        ## the same suite with the "slow" hypothesis profile (5,000 examples)
 	ODDSWIRE_HYPOTHESIS=slow $(PY) -m pytest
 
+# Cargo honours CARGO_TARGET_DIR from the environment (.ci/run sets it), like pip install ./rust.
 cargo-test:       ## plain-Rust unit tests of the native core
 	cd rust && cargo test --release
 
 bench:            ## pytest-benchmark suites; ends with ratio tables for the README
 	$(PY) -m pytest benchmarks --benchmark-disable-gc
 
-lint:             ## ruff + mypy
+# stubtest checks the installed compiled modules against their .pyi: build first.
+lint:             ## ruff, mypy (strict), stubtest of the compiled modules, rustfmt, clippy
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(PY) -m mypy.stubtest oddswire._framing oddswire_native --allowlist stubtest-allowlist.txt
+	cd rust && cargo fmt --check
+	cd rust && cargo clippy --release --all-targets -- -D warnings
 
 clean:
 	rm -rf build dist src/*.egg-info ext/oddswire/*.c src/oddswire/*.so rust/target

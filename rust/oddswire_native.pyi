@@ -2,31 +2,47 @@
 oddswire.broker and oddswire.databet, not directly."""
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self, final
 
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "BUILD_PROFILE",
+    "_C_API",
+    "Applied",
+    "CompactDecoder",
+    "OddsTable",
+    "QuoteBook",
+    "SportEvent",
+    "__version__",
+]
+
 __version__: Final[str]
 BUILD_PROFILE: Final[Literal["debug", "release"]]
+# The PyCapsule "oddswire_native._C_API": the C entry points (NativeApi in rust/src/capi.rs)
+# the Cython listeners in oddswire._wire call. Not for Python code.
+_C_API: Final[object]
 
+@final
 class CompactDecoder:
     """Decode broker compact arrays: ``["t", symbol, bid, ask, ts, *extras]`` -> tuple."""
 
-    def __init__(self, schemas: Mapping[str, Iterable[Sequence[str]]] | None = None) -> None: ...
+    def __new__(cls, schemas: Mapping[str, Iterable[Sequence[str]]] | None = None) -> Self: ...
     @property
     def schemas(self) -> dict[str, list[tuple[str, str]]]: ...
     def decode(self, frame: bytes | str) -> tuple[Any, ...]: ...
 
+@final
 class QuoteBook:
     """Last quote per symbol in numpy columns that grow by doubling."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         schema: Sequence[Sequence[str]] | None = None,
         capacity: int = 64,
         admit_new: bool = True,
-    ) -> None: ...
+    ) -> Self: ...
     def apply(self, frame: bytes | str) -> int:
         """The row the quote was written to (>= 0); -1 for a frame with another marker;
         -2 for a quote whose symbol has no row while ``admit_new`` is False."""
@@ -59,6 +75,7 @@ class QuoteBook:
     def capacity(self) -> int: ...
     def __len__(self) -> int: ...
 
+@final
 class Applied:
     """One applied DATA.BET log line: what it was and what it changed. Strings and the
     payload are decoded from the line only when read."""
@@ -86,6 +103,7 @@ class Applied:
     @property
     def line(self) -> bytes | str: ...
 
+@final
 class SportEvent:
     """A copy of one sport event's state; side objects are decoded with orjson when read."""
 
@@ -115,11 +133,12 @@ class SportEvent:
         self, name: Literal["fixture", "scores", "game_state", "extensions"]
     ) -> bytes | None: ...
 
+@final
 class OddsTable:
     """The replicated DATA.BET state: one row per live odd, in numpy columns."""
 
     healthy: bool
-    def __init__(self, capacity: int = 1024, retention_s: float | None = None) -> None: ...
+    def __new__(cls, capacity: int = 1024, retention_s: float | None = None) -> Self: ...
     def apply(self, line: bytes | str) -> Applied: ...
     def apply_many(self, lines: Iterable[bytes | str]) -> list[Applied]: ...
     def get(
@@ -140,7 +159,7 @@ class OddsTable:
     @property
     def event_count(self) -> int: ...
     def sport_event_ids(self) -> list[str]: ...
-    def __contains__(self, sport_event_id: str) -> bool: ...
+    def __contains__(self, sport_event_id: str, /) -> bool: ...
     def event(self, sport_event_id: str) -> SportEvent | None: ...
     def market(
         self, sport_event_id: str, market_id: str

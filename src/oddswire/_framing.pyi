@@ -1,13 +1,15 @@
 """Compiled framing codecs (Cython). See ext/oddswire/_framing.pyx and _framing.pxd."""
 
-Buffer = bytes | bytearray | memoryview
+from typing_extensions import Buffer, disjoint_base
 
+@disjoint_base
 class LineSink:
     """Base class of C-level line consumers: subclass in Cython and override ``on_line``.
 
     Lines reach ``on_line`` as (pointer, length), valid only during the call.
     """
 
+@disjoint_base
 class CountingLineSink(LineSink):
     """Counts lines and bytes without creating any Python object per line."""
 
@@ -16,6 +18,7 @@ class CountingLineSink(LineSink):
     @property
     def bytes(self) -> int: ...
 
+@disjoint_base
 class ChunkedLineSplitter:
     """Decode an HTTP/1.1 chunked body (RFC 9112 section 7.1) into NDJSON lines."""
 
@@ -35,6 +38,7 @@ class ChunkedLineSplitter:
     def feed_into(self, data: Buffer, sink: LineSink) -> int: ...
     def eof(self) -> list[bytes]: ...
 
+@disjoint_base
 class RecordSplitter:
     """Split a byte stream on the SignalR record separator 0x1E."""
 
