@@ -215,3 +215,10 @@ def test_a_flood_of_unknown_symbols_allocates_nothing():
     for i in range(200_000):
         assert book.apply(b'["t","S%d",1,2,3]' % i) == -2
     assert (len(book), book.capacity, book.rejected) == (1, 64, 200_000)
+
+
+@pytest.mark.parametrize("impl", [CompactDecoder, reference.CompactDecoder], ids=["rust", "twin"])
+def test_an_integer_python_cannot_convert_is_a_decode_error(impl):
+    assert impl().decode(b'["x",' + b"9" * 4000 + b"]") == ("x", int("9" * 4000))
+    with pytest.raises(DecodeError, match="invalid JSON"):  # over sys.get_int_max_str_digits
+        impl().decode(b'["x",' + b"9" * 5000 + b"]")

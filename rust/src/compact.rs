@@ -234,7 +234,16 @@ fn json_value(py: Python<'_>, p: &mut Parser, depth: usize, field: usize) -> PyR
         Some(b'-' | b'0'..=b'9') => match p.number().map_err(|x| e(py, x))? {
             Number::Int(v) => v.into_pyobject(py)?.into_any().unbind(),
             Number::Float(v) => PyFloat::new(py, v).into_any().unbind(),
-            Number::BigInt(s) => py.get_type::<PyInt>().call1((s,))?.unbind(),
+            // Python refuses ints of more than sys.get_int_max_str_digits() digits (4300):
+            // a DecodeError like the twin's, never a bare ValueError.
+            Number::BigInt(s) => py
+                .get_type::<PyInt>()
+                .call1((s,))
+                .map_err(|err| {
+                    let message = format!("invalid JSON: integer of {} digits: {}", s.len(), err.value(py));
+                    decode_error(py, &message, None)
+                })?
+                .unbind(),
         },
         Some(b't' | b'f') => PyBool::new(py, p.boolean().map_err(|x| e(py, x))?).to_owned().into_any().unbind(),
         Some(b'n') => {
