@@ -10,7 +10,7 @@ writes its listener and its session (authenticate, subscribe), little else.
 
 Secrets: a token in the URL's query (``?token=``, ``?access_token=``, ``?api_key=``) or in
 an ``authorization`` header never reaches a log line (picows logs the upgrade request at
-debug level: its logger is given a redacting filter), an exception message or ``repr``.
+its debug level: it logs through a ``RedactingLogger``), an exception message or ``repr``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from oddswire.errors import (
     StaleFeedError,
 )
 
-__all__ = ["TokenSource", "WSFeedClient", "redact", "resolve_token", "wire_logger"]
+__all__ = ["RedactingLogger", "TokenSource", "WSFeedClient", "redact", "resolve_token",
+           "wire_logger"]
 
 TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 
@@ -54,21 +55,21 @@ def redact(text: str) -> str:
     return _SECRET_HEADER.sub(r"\1***", _SECRET_PARAM.sub(r"\1***", text))
 
 
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        clean = redact(msg)
-        if clean != msg:
-            record.msg, record.args = clean, ()
-        return True
+class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """What picows logs through: every message is formatted and passed through ``redact``
+    before it becomes a record. (A filter on a ``Logger`` would not do: picows logs on a
+    child logger it makes per connection, and a logger's filters never see its children's
+    records. picows makes no child for an adapter.)"""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.logger.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self.logger.log(level, "%s", redact(text), **kwargs)
 
 
-def wire_logger(name: str) -> logging.Logger:
-    """The logger handed to picows: every record it makes passes through ``redact``."""
-    logger = logging.getLogger(name)
-    if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
-        logger.addFilter(_RedactingFilter())
-    return logger
+def wire_logger(name: str) -> RedactingLogger:
+    """The logger handed to picows (see ``RedactingLogger``)."""
+    return RedactingLogger(logging.getLogger(name), {})
 
 
 async def resolve_token(source: TokenSource, what: str = "token") -> str:
