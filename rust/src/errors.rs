@@ -10,7 +10,7 @@ fn errors(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     ERRORS.get_or_try_init(py, || py.import("oddswire.errors").map(|m| m.unbind())).map(|m| m.bind(py))
 }
 
-fn build(py: Python<'_>, name: &str, message: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyErr {
+pub(crate) fn build(py: Python<'_>, name: &str, message: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyErr {
     match errors(py).and_then(|m| m.getattr(name)) {
         Ok(cls) => match cls.cast::<PyType>() {
             Ok(cls) => match cls.call((message,), kwargs) {

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+pub mod betcore;
 pub mod capi;
 pub mod compact;
 pub mod databet;
@@ -27,6 +28,9 @@ fn oddswire_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<databet::OddsTable>()?;
     m.add_class::<databet::Applied>()?;
     m.add_class::<databet::SportEvent>()?;
+    m.add_class::<betcore::GamesTable>()?;
+    m.add_class::<betcore::GamesUpdate>()?;
+    m.add_class::<betcore::Game>()?;
     capi::add_capsule(m)?;
     Ok(())
 }
