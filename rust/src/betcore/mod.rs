@@ -13,13 +13,13 @@ use smallvec::SmallVec;
 use crate::errors::build;
 use games::{EventCols, GameCols, GamesCore, GamesError, GamesStore};
 
-static ORJSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ORJSON: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 /// Stored JSON decoded with orjson; a refusal (it cannot happen for what `apply` accepted)
 /// is a `DecodeError` naming the object, with orjson's error as its cause.
 fn loads<'py>(py: Python<'py>, raw: &[u8], field: &str, game_id: i64) -> PyResult<Bound<'py, PyAny>> {
-    let f = ORJSON_LOADS.get_or_try_init(py, || py.import("orjson")?.getattr("loads").map(|f| f.unbind()))?;
-    f.bind(py).call1((PyBytes::new(py, raw),)).map_err(|e| {
+    let orjson = ORJSON.get_or_try_init(py, || py.import("orjson").map(|m| m.unbind()))?.bind(py);
+    orjson.getattr(pyo3::intern!(py, "loads"))?.call1((PyBytes::new(py, raw),)).map_err(|e| {
         if !e.is_instance_of::<pyo3::exceptions::PyValueError>(py) {
             return e;
         }

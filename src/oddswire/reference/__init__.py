@@ -1,6 +1,7 @@
 """Pure-Python twins of every compiled codec: the oracle of the property tests and the
 baseline of the benchmarks. They are never used as a silent fallback at run time."""
 
+from oddswire.reference.betcore import GamesTable
 from oddswire.reference.broker import BrokerListener
 from oddswire.reference.compact import CompactDecoder, QuoteBook
 from oddswire.reference.databet import OddsTable
@@ -10,6 +11,7 @@ __all__ = [
     "BrokerListener",
     "ChunkedLineSplitter",
     "CompactDecoder",
+    "GamesTable",
     "OddsTable",
     "QuoteBook",
     "RecordSplitter",
