@@ -274,7 +274,8 @@ class WSFeedClient(FeedClient):
                 reason = f"closed by server ({_close_code(hs.recv.code)}{why})"
             else:
                 reason = "connection lost"
-        self._disconnect_reason = redact(reason)
+        if self._disconnect_reason is None:  # not already explained by whoever closed it
+            self._disconnect_reason = redact(reason)
         self._on_link_lost(self._disconnect_reason)
 
     def _on_link_lost(self, reason: str) -> None:

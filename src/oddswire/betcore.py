@@ -43,10 +43,7 @@ from oddswire.errors import (
     ProtocolError,
     StaleFeedError,
 )
-try:  # TEMPORARY while GamesTable is being built
-    from oddswire_native import Game, GamesTable, GamesUpdate
-except ImportError:
-    Game = GamesTable = GamesUpdate = None
+from oddswire_native import Game, GamesTable, GamesUpdate
 
 __all__ = [
     "EVENTS",

@@ -555,8 +555,13 @@ class FeedClient:
             stop.cancel()
         if task.done():
             return task.result()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        # Cancel until it is done: on 3.11 a wait_for whose inner future completes in the
+        # same loop turn as the cancel drops the cancel (fixed in 3.12).
+        while not task.done():
+            task.cancel()
+            await asyncio.wait((task,), timeout=0.05)
+        if not task.cancelled():
+            task.exception()  # retrieved: an error after stop() is not worth a report
         raise _Stopped
 
     async def _stop_within(self, delay: float) -> bool:

@@ -205,7 +205,7 @@ class BetcoreSimulator(WSSimulator):
         self.sids: dict[int, int] = {}  # PartnerClientId -> next sId
         self.log: list[tuple[int, str, Any]] = []
         self.updates_sent = 0
-        self._sid_faults: list[str] = []
+        self._sid_faults: list[tuple[str, int]] = []
         self._sessions: dict[int, HubSession] = {}  # type: ignore[assignment]
 
     def token(self, **claims: Any) -> str:
@@ -222,13 +222,16 @@ class BetcoreSimulator(WSSimulator):
         self.send_raw(b'{"type":6}' + RS + RS)
 
     def skip_sid(self, n: int = 1) -> None:
-        self._sid_faults += ["skip"] * n
+        """The next update's sId jumps ``n`` ahead."""
+        self._sid_faults.append(("skip", n))
 
     def repeat_sid(self) -> None:
-        self._sid_faults.append("repeat")
+        """The next update repeats the last sId."""
+        self._sid_faults.append(("repeat", 0))
 
     def reset_sid(self) -> None:
-        self._sid_faults.append("reset")
+        """The next update starts the count again at 0."""
+        self._sid_faults.append(("reset", 0))
 
     def maintenance(self, on: bool) -> None:
         self.world.maintenance = on
@@ -318,9 +321,9 @@ class BetcoreSimulator(WSSimulator):
 
     def _next_sid(self, partner: int) -> int:
         sid = self.sids.get(partner, 0)
-        fault = self._sid_faults.pop(0) if self._sid_faults else None
+        fault, n = self._sid_faults.pop(0) if self._sid_faults else (None, 0)
         if fault == "skip":
-            sid += 1
+            sid += n
         elif fault == "repeat":
             sid = max(0, sid - 1)
         elif fault == "reset":
