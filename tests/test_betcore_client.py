@@ -404,3 +404,23 @@ def test_client_against_an_aiohttp_hub(loop: str) -> None:
         finally:
             await runner.cleanup()
     run(loop, main)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_nothing_after_a_close_in_the_same_frame_is_dispatched(loop: str) -> None:
+    async def main() -> None:
+        async with BetcoreSimulator(interval=0.05) as sim:
+            client = BetcoreClient(sim.url, access_token=sim.token(), partner_client_id=1,
+                                   reconnect=FAST)
+            seen = recorder(client)
+            task = await start(client)
+            await wait_until(lambda: len(seen["games"]) >= 1)
+            sim.interval = 3600.0  # no more regular updates
+            await asyncio.sleep(0.1)
+            n = len(seen["games"])
+            sim.send_raw(b'{"type":7,"error":"bye"}' + RS + orjson.dumps(SPEC_UPDATE) + RS)
+            await asyncio.wait_for(task, 5)  # no allowReconnect: run() returns
+            assert seen["closed"] == [("bye", False)]
+            assert len(seen["games"]) == n
+            assert client.table.game(30000603282) is None
+    run(loop, main)

@@ -379,6 +379,7 @@ class BetcoreClient(WSFeedClient):
         self._seen = 0
         self._last_rx = 0.0
         self._maintenance = False
+        self._hub_closed = False
         self.table.healthy = False
 
     # --- public API ----------------------------------------------------------------------
@@ -416,6 +417,7 @@ class BetcoreClient(WSFeedClient):
         token = await resolve_token(self._token, "access_token")
         url = await self._negotiated(token) if self.negotiate else self.url
         self._records = RecordSplitter(self.max_message_bytes)
+        self._hub_closed = False
         self._handshake = asyncio.get_running_loop().create_future()
         self._handshake.add_done_callback(_retrieve)
         listener = FeedListener(on_message=self._on_frame, on_sample=self._on_sample,
@@ -488,12 +490,15 @@ class BetcoreClient(WSFeedClient):
             records = self._records.feed(payload)
         except ProtocolError as e:  # a record over max_message_bytes: hopeless
             for record in e.lines:
-                self._on_record(record)
+                if not self._hub_closed:
+                    self._on_record(record)
             self._error(e)
             if self._transport is not None:
                 self._transport.disconnect(graceful=False)
             return
         for record in records:
+            if self._hub_closed:  # like .NET: nothing after a Close is dispatched
+                break
             self._on_record(record)
 
     def _on_record(self, record: bytes) -> None:
@@ -548,6 +553,7 @@ class BetcoreClient(WSFeedClient):
         self.callbacks.emit("games", update)
 
     def _on_close(self, msg: dict[str, Any]) -> None:
+        self._hub_closed = True
         error, allow = msg.get("error"), msg.get("allowReconnect") is True
         self.callbacks.emit("closed", error, allow)
         self._disconnect_reason = "hub Close" + (f": {error}" if error else "")
