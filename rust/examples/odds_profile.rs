@@ -1,5 +1,5 @@
 //! Profile OddsCore without Python: `cargo run --release --example odds_profile FILE`.
-use oddswire_native::odds::{parse_log, OddsCore, VecStore};
+use oddswire_native::databet::odds::{parse_log, OddsCore, VecStore};
 use std::time::Instant;
 
 fn main() {

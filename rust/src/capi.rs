@@ -10,7 +10,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
-use crate::compact::{to_err, QuoteBook, QuoteOut};
+use crate::broker::{to_err, QuoteBook, QuoteOut};
 
 pub const ABI_VERSION: u32 = 2;
 

@@ -36,7 +36,7 @@ pub fn config_error(message: &str) -> PyErr {
 }
 
 /// A DATA.BET line that could not be applied; `index` is its position in an `apply_many` batch.
-pub fn log_error(py: Python<'_>, e: &crate::odds::LogError, index: Option<usize>) -> PyErr {
+pub fn log_error(py: Python<'_>, e: &crate::databet::odds::LogError, index: Option<usize>) -> PyErr {
     let kw = PyDict::new(py);
     let _ = kw.set_item("field", e.field.as_deref());
     let _ = kw.set_item("sport_event_id", e.sport_event_id.as_deref());

@@ -4,12 +4,11 @@
 use pyo3::prelude::*;
 
 pub mod betcore;
+pub mod broker;
 pub mod capi;
-pub mod compact;
 pub mod databet;
 pub mod errors;
 pub mod json;
-pub mod odds;
 
 pub fn build_profile() -> &'static str {
     if cfg!(debug_assertions) {
@@ -23,8 +22,8 @@ pub fn build_profile() -> &'static str {
 fn oddswire_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("BUILD_PROFILE", build_profile())?;
-    m.add_class::<compact::CompactDecoder>()?;
-    m.add_class::<compact::QuoteBook>()?;
+    m.add_class::<broker::CompactDecoder>()?;
+    m.add_class::<broker::QuoteBook>()?;
     m.add_class::<databet::OddsTable>()?;
     m.add_class::<databet::Applied>()?;
     m.add_class::<databet::SportEvent>()?;

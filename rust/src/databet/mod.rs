@@ -1,6 +1,8 @@
 //! PyO3 classes over `odds::OddsCore`: the DATA.BET `OddsTable` with numpy row columns,
 //! the `Applied` result of one line and the `SportEvent` view of an event's side objects.
 
+pub mod odds;
+
 use std::ops::Range;
 
 use numpy::{PyArray1, PyArrayMethods};
@@ -8,10 +10,10 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyString, PyTuple};
 
-use crate::compact::frame_bytes;
+use crate::broker::frame_bytes;
 use crate::errors::{log_error, stored_json_error};
 use crate::json::Parser;
-use crate::odds::{parse_log, Cols, ColumnStore, Kind, OddsCore, Outcome};
+use odds::{parse_log, Cols, ColumnStore, Kind, OddsCore, Outcome};
 
 static ORJSON: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
