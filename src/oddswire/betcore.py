@@ -311,6 +311,69 @@ def _with_query(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+class _Resume:
+    """SignalR stateful reconnect bookkeeping (HubProtocol Ack 8 / Sequence 9): trackable
+    messages (types 1-5) carry implicit ids from 1, not reset by a reconnect; each side
+    acks the highest it processed, keeps what the other has not acked, and after a
+    reconnect sends a Sequence (the id of the first message it replays) and replays."""
+
+    def __init__(self, base: str, token: str, buffer_bytes: int) -> None:
+        self.base = base  # the hub URL after negotiate's redirects
+        self.token = token
+        self.buffer_bytes = buffer_bytes
+        self.rx_last = 0  # the highest id processed
+        self.rx_next = 1  # the id of the next trackable message received
+        self.acked = 0  # the highest id we acked
+        self.tx_id = 0  # the id of the last trackable message we sent
+        self.unacked: deque[tuple[int, bytes]] = deque()
+        self.unacked_bytes = 0
+        self.duplicates = 0
+
+    def sent(self, record: bytes) -> None:
+        self.tx_id += 1
+        self.unacked.append((self.tx_id, record))
+        self.unacked_bytes += len(record)
+        while self.unacked_bytes > self.buffer_bytes and len(self.unacked) > 1:
+            self.unacked_bytes -= len(self.unacked.popleft()[1])
+
+    def received(self) -> bool:
+        """A trackable message arrived: False when it is a replay already processed."""
+        rid, self.rx_next = self.rx_next, self.rx_next + 1
+        if rid <= self.rx_last:
+            self.duplicates += 1
+            return False
+        self.rx_last = rid
+        return True
+
+    def on_ack(self, sequence_id: int) -> None:
+        while self.unacked and self.unacked[0][0] <= sequence_id:
+            self.unacked_bytes -= len(self.unacked.popleft()[1])
+
+    def ack_due(self) -> bytes | None:
+        if self.rx_last <= self.acked:
+            return None
+        self.acked = self.rx_last
+        return encode_message({"type": MessageType.ACK, "sequenceId": self.rx_last})
+
+    def replay(self) -> list[bytes]:
+        first = self.unacked[0][0] if self.unacked else self.tx_id + 1
+        return [encode_message({"type": MessageType.SEQUENCE, "sequenceId": first}),
+                *(record for _, record in self.unacked)]
+
+
+def _record_type(record: bytes) -> int:
+    """The ``type`` of a hub message record: read in place when it comes first (as servers
+    write it), else from the decoded message."""
+    if record.startswith(b'{"type":'):
+        end = 8
+        while end < len(record) and 48 <= record[end] <= 57:
+            end += 1
+        if end > 8 and end < len(record) and record[end] in b",}":
+            return int(record[8:end])
+    kind: int = decode_message(record)["type"]
+    return kind
+
+
 class BetcoreClient(WSFeedClient):
     """The BETCORE games hub: connect to ``url?access_token=...``, send the JSON handshake,
     subscribe to ``SubOnWholeGamesInfo`` once per game type, and apply every
@@ -336,6 +399,12 @@ class BetcoreClient(WSFeedClient):
     fires ``closed(error, allow_reconnect)``: the client reconnects only when allowed,
     otherwise ``run()`` returns.
 
+    ``stateful_reconnect=True`` (with ``negotiate=True``) asks the hub for SignalR stateful
+    reconnect; when it offers it, a dropped connection is resumed with the same connection
+    token: both sides replay what the other had not acked (Sequence + replay), replays
+    already processed are dropped, and nothing sent during a short drop is lost. A resume
+    the hub refuses falls back to a fresh negotiate and subscribe.
+
     Assumed (not in the spec): ``Unsubscribe`` takes the same arguments as ``Subscribe``.
     """
 
@@ -350,9 +419,14 @@ class BetcoreClient(WSFeedClient):
                  reconnect: ReconnectPolicy | None = None,
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  max_message_bytes: int = 4 << 20, max_write_buffer: int = 1 << 20,
-                 follow_redirects: bool = False, sample_every: int = 16) -> None:
+                 follow_redirects: bool = False, sample_every: int = 16,
+                 stateful_reconnect: bool = False,
+                 stateful_buffer_bytes: int = 100_000) -> None:
         if not isinstance(partner_client_id, int) or isinstance(partner_client_id, bool):
             raise ConfigError("partner_client_id must be an int")
+        if stateful_reconnect and not negotiate:
+            raise ConfigError("stateful_reconnect needs negotiate=True (SignalR resumes a "
+                              "negotiated connection token)")
         if count < 1 or server_timeout <= 0 or keepalive_interval <= 0:
             raise ConfigError("count, server_timeout and keepalive_interval must be positive")
         super().__init__(url, reconnect=reconnect, stale_after=stale_after,
@@ -380,6 +454,9 @@ class BetcoreClient(WSFeedClient):
         self._last_rx = 0.0
         self._maintenance = False
         self._hub_closed = False
+        self.stateful_reconnect = stateful_reconnect
+        self.stateful_buffer_bytes = stateful_buffer_bytes
+        self._resume: _Resume | None = None
         self.table.healthy = False
 
     # --- public API ----------------------------------------------------------------------
@@ -395,27 +472,35 @@ class BetcoreClient(WSFeedClient):
         if game_type not in self._game_types:
             self._game_types.add(game_type)
             if self._ready():
-                self._send_bytes(subscribe_record("Subscribe", game_type,
-                                                  self.partner_client_id, self.count))
+                self._send_trackable(subscribe_record("Subscribe", game_type,
+                                                      self.partner_client_id, self.count))
 
     def unsubscribe(self, game_type: int) -> None:
         if game_type in self._game_types:
             self._game_types.discard(game_type)
             if self._ready():
-                self._send_bytes(subscribe_record("Unsubscribe", game_type,
-                                                  self.partner_client_id, self.count))
+                self._send_trackable(subscribe_record("Unsubscribe", game_type,
+                                                      self.partner_client_id, self.count))
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         out.update(updates=self.updates, games=len(self.table), sid=self.sequence.last,
-                   duplicates=self.sequence.duplicates, regressions=self.sequence.regressions)
+                   duplicates=self.sequence.duplicates, regressions=self.sequence.regressions,
+                   replays_dropped=self._resume.duplicates if self._resume else 0,
+                   resumable=self._resume is not None)
         return out
 
     # --- one connection ------------------------------------------------------------------
 
     async def _attempt(self) -> None:
         token = await resolve_token(self._token, "access_token")
-        url = await self._negotiated(token) if self.negotiate else self.url
+        resume = self._resume
+        if resume is not None:
+            url = _with_query(resume.base, id=resume.token)
+        elif self.negotiate:
+            url = await self._negotiated(token)
+        else:
+            url = self.url
         self._records = RecordSplitter(self.max_message_bytes)
         self._hub_closed = False
         self._handshake = asyncio.get_running_loop().create_future()
@@ -424,21 +509,40 @@ class BetcoreClient(WSFeedClient):
                                 sample_every=self.sample_every, **self._listener_options())
         transport = None
         try:
-            transport = await self._ws_connect(listener, _with_query(url, access_token=token))
-            self._send_bytes(HANDSHAKE_REQUEST)
             try:
-                await asyncio.wait_for(asyncio.shield(self._handshake), self.handshake_timeout)
-            except TimeoutError:
-                raise ConnectError(f"BETCORE: no handshake response within "
-                                   f"{self.handshake_timeout}s") from None
+                transport = await self._ws_connect(listener,
+                                                   _with_query(url, access_token=token))
+                self._send_bytes(HANDSHAKE_REQUEST)
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._handshake),
+                                           self.handshake_timeout)
+                except TimeoutError:
+                    raise ConnectError(f"BETCORE: no handshake response within "
+                                       f"{self.handshake_timeout}s") from None
+            except (ConnectError, AuthError, HandshakeError) as e:
+                if resume is None:
+                    raise
+                self._resume = None  # the hub would not resume: negotiate afresh next time
+                raise ConnectError(f"BETCORE: stateful reconnect refused ({e}); "
+                                   "negotiating a new connection") from e
             self._seen, self._last_rx = listener.messages, time.monotonic()
-            for game_type in sorted(self._game_types):
-                self._send_bytes(subscribe_record("Subscribe", game_type,
-                                                  self.partner_client_id, self.count))
+            if resume is not None:
+                for record in resume.replay():
+                    self._send_bytes(record)
+            else:
+                for game_type in sorted(self._game_types):
+                    self._send_trackable(subscribe_record(
+                        "Subscribe", game_type, self.partner_client_id, self.count))
             self.gate.release()
             await self._ws_wait(transport)
         finally:
             self._ws_release(listener, transport)
+
+    def _send_trackable(self, record: bytes) -> None:
+        """An invocation (kept for replay while the hub has not acked it, when resumable)."""
+        if self._resume is not None:
+            self._resume.sent(record)
+        self._send_bytes(record)
 
     def _ready(self) -> bool:
         return (self._transport is not None and self._handshake is not None
@@ -455,7 +559,10 @@ class BetcoreClient(WSFeedClient):
             parts = urlsplit(http)
             ep = Endpoint.parse(urlunsplit(parts._replace(query="", path="")),
                                 self.ssl_context)
-            path = _with_query(parts.path.rstrip("/") + "/negotiate", negotiateVersion="1")
+            params = {"negotiateVersion": "1"}
+            if self.stateful_reconnect:
+                params["useStatefulReconnect"] = "true"
+            path = _with_query(parts.path.rstrip("/") + "/negotiate", **params)
             resp = await request(ep, "POST", path, {"Authorization": f"Bearer {token}"},
                                  timeout=self.connect_timeout)
             if resp.status in (401, 403):
@@ -479,6 +586,8 @@ class BetcoreClient(WSFeedClient):
             conn = body.get("connectionToken") or body.get("connectionId")
             if not isinstance(conn, str) or not conn:
                 raise ProtocolError("BETCORE: negotiate answered no connectionToken")
+            if self.stateful_reconnect and body.get("useStatefulReconnect") is True:
+                self._resume = _Resume(base, conn, self.stateful_buffer_bytes)
             return _with_query(base, id=conn)
         raise ProtocolError("BETCORE: negotiate redirected more than 10 times")
 
@@ -510,6 +619,9 @@ class BetcoreClient(WSFeedClient):
             except ProtocolError as e:
                 handshake.set_exception(e)
             return
+        resume = self._resume
+        if resume is not None and not self._resumable(resume, record):
+            return
         try:
             update = self.table.apply(record)
         except DecodeError as e:
@@ -530,6 +642,28 @@ class BetcoreClient(WSFeedClient):
             self._on_close(msg)
             return
         self.callbacks.emit("message", msg)
+
+    def _resumable(self, resume: _Resume, record: bytes) -> bool:
+        """Stateful reconnect bookkeeping for one record: False when it is consumed here
+        (Ack, Sequence) or is a replay already processed."""
+        try:
+            kind = _record_type(record)
+        except ProtocolError:
+            return True  # reported by the normal path
+        if 1 <= kind <= 5:
+            return resume.received()
+        if kind in (MessageType.ACK, MessageType.SEQUENCE):
+            try:
+                seq = decode_message(record)["sequenceId"]
+            except ProtocolError as e:
+                self._error(e)
+                return False
+            if kind == MessageType.ACK:
+                resume.on_ack(seq)
+            else:
+                resume.rx_next = seq
+            return False
+        return True
 
     def _on_update(self, update: GamesUpdate) -> None:
         self.updates += 1
@@ -554,6 +688,7 @@ class BetcoreClient(WSFeedClient):
 
     def _on_close(self, msg: dict[str, Any]) -> None:
         self._hub_closed = True
+        self._resume = None  # a Close ends the logical connection: no resume after it
         error, allow = msg.get("error"), msg.get("allowReconnect") is True
         self.callbacks.emit("closed", error, allow)
         self._disconnect_reason = "hub Close" + (f": {error}" if error else "")
@@ -581,7 +716,10 @@ class BetcoreClient(WSFeedClient):
             if self._transport is not None:
                 self._transport.disconnect(graceful=False)
             return
-        if now - self._last_send >= self.keepalive_interval:
+        ack = self._resume.ack_due() if self._resume is not None else None
+        if ack is not None:
+            self._send_bytes(ack)
+        elif now - self._last_send >= self.keepalive_interval:
             self._send_bytes(PING_RECORD)
         if not self.gate.held and not self.gate.check():
             self.gate.release()  # quiet games are not a dead link: the next update raises it
