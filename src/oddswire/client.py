@@ -115,21 +115,34 @@ class CallbackRegistry:
         """A callback for ``name`` raised ``exc`` outside ``emit`` (a compiled caller)."""
         self._failed(name, exc)
 
-    def emit(self, name: str, *args: Any) -> None:
+    def listeners(self, name: str) -> tuple[Callable[..., Any], ...]:
+        """The callbacks registered for ``name``, in registration order."""
+        return tuple(self._callbacks.get(name, ()))
+
+    def emit(self, name: str, *args: Any) -> list[asyncio.Task[Any]] | None:
+        """Run the callbacks for ``name``; returns the tasks of the coroutine callbacks it
+        started (None when it started none), for a caller that must know when they end."""
         fns = self._callbacks.get(name)
         if not fns:
-            return
+            return None
+        tasks: list[asyncio.Task[Any]] | None = None
         for fn in fns:
             t0 = time.perf_counter_ns()
             try:
                 r = fn(*args)
                 if inspect.isawaitable(r):
-                    self._spawn(name, r)
+                    task = self.spawn(name, r)
+                    if tasks is None:
+                        tasks = [task]
+                    else:
+                        tasks.append(task)
             except Exception as e:  # a bot's bug must not kill the feed
                 self._failed(name, e)
             self.callback_ns.record(time.perf_counter_ns() - t0)
+        return tasks
 
-    def _spawn(self, name: str, aw: Awaitable[Any]) -> None:
+    def spawn(self, name: str, aw: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Run a callback's awaitable as a task whose failure is reported for ``name``."""
         task = asyncio.ensure_future(aw)
         self._tasks.add(task)
 
@@ -140,6 +153,7 @@ class CallbackRegistry:
                 assert exc is not None
                 self._failed(name, exc)
         task.add_done_callback(done)
+        return task
 
     def _failed(self, name: str, exc: BaseException) -> None:
         self.failures += 1
