@@ -1,8 +1,9 @@
-//! oddswire.errors exceptions raised from Rust (imported once, lazily).
+//! oddswire.errors exceptions raised from Rust (imported once, lazily), and the orjson reader
+//! of stored JSON whose refusals become them.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyBytes, PyDict, PyType};
 
 static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
@@ -35,31 +36,21 @@ pub fn config_error(message: &str) -> PyErr {
     Python::attach(|py| build(py, "ConfigError", message, None))
 }
 
-/// A DATA.BET line that could not be applied; `index` is its position in an `apply_many` batch.
-pub fn log_error(py: Python<'_>, e: &crate::databet::odds::LogError, index: Option<usize>) -> PyErr {
-    let kw = PyDict::new(py);
-    let _ = kw.set_item("field", e.field.as_deref());
-    let _ = kw.set_item("sport_event_id", e.sport_event_id.as_deref());
-    let _ = kw.set_item("version", e.version.as_deref());
-    let _ = kw.set_item("index", index);
-    build(py, "DecodeError", &format!("{} at byte {}", e.message, e.offset), Some(&kw))
-}
+static ORJSON: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
-/// Stored JSON that orjson refused on read (`apply` refuses what it cannot read back, so this
-/// is a second line of defence): a `DecodeError` naming the object, with orjson's error as
-/// its `__cause__`.
-pub fn stored_json_error(
-    py: Python<'_>,
-    cause: PyErr,
-    field: &str,
-    sport_event_id: Option<&str>,
-    version: Option<&str>,
-) -> PyErr {
-    let kw = PyDict::new(py);
-    let _ = kw.set_item("field", field);
-    let _ = kw.set_item("sport_event_id", sport_event_id);
-    let _ = kw.set_item("version", version);
-    let err = build(py, "DecodeError", &format!("stored {field} is not readable JSON: {}", cause.value(py)), Some(&kw));
-    err.set_cause(py, Some(cause));
-    err
+/// Decode stored JSON with orjson. A refusal (a `ValueError`: `orjson.JSONDecodeError`) goes
+/// through `refused`, which makes it a `DecodeError`: a user only sees `oddswire.errors` types.
+pub(crate) fn loads<'py>(
+    py: Python<'py>,
+    raw: &[u8],
+    refused: impl FnOnce(PyErr) -> PyErr,
+) -> PyResult<Bound<'py, PyAny>> {
+    let orjson = ORJSON.get_or_try_init(py, || py.import("orjson").map(|m| m.unbind()))?.bind(py);
+    orjson.getattr(pyo3::intern!(py, "loads"))?.call1((PyBytes::new(py, raw),)).map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyValueError>(py) {
+            refused(e)
+        } else {
+            e
+        }
+    })
 }

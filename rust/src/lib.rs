@@ -10,6 +10,17 @@ pub mod databet;
 pub mod errors;
 pub mod json;
 
+/// The bytes of a frame or line passed as `bytes` or `str` (its UTF-8).
+pub(crate) fn frame_bytes<'a>(frame: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
+    if let Ok(b) = frame.cast::<pyo3::types::PyBytes>() {
+        return Ok(b.as_bytes());
+    }
+    if let Ok(s) = frame.cast::<pyo3::types::PyString>() {
+        return Ok(s.to_str()?.as_bytes());
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err("frame must be bytes or str"))
+}
+
 pub fn build_profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"

@@ -6,23 +6,16 @@ pub mod games;
 use numpy::{Element, PyArray1, PyArrayMethods};
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyString, PyTuple};
 use smallvec::SmallVec;
 
 use crate::errors::build;
 use games::{EventCols, GameCols, GamesCore, GamesError, GamesStore};
 
-static ORJSON: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
 /// Stored JSON decoded with orjson; a refusal (it cannot happen for what `apply` accepted)
 /// is a `DecodeError` naming the object, with orjson's error as its cause.
 fn loads<'py>(py: Python<'py>, raw: &[u8], field: &str, game_id: i64) -> PyResult<Bound<'py, PyAny>> {
-    let orjson = ORJSON.get_or_try_init(py, || py.import("orjson").map(|m| m.unbind()))?.bind(py);
-    orjson.getattr(pyo3::intern!(py, "loads"))?.call1((PyBytes::new(py, raw),)).map_err(|e| {
-        if !e.is_instance_of::<pyo3::exceptions::PyValueError>(py) {
-            return e;
-        }
+    crate::errors::loads(py, raw, |e| {
         let kw = PyDict::new(py);
         let _ = kw.set_item("field", field);
         let err =

@@ -10,20 +10,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::errors::decode_error;
+use crate::frame_bytes;
 use crate::json::{JsonError, Number, Parser, MAX_DEPTH};
 use compact::{
     next_element, read_frame, read_marker, read_typed, BookCore, FResult, FieldType, FrameError, Schema, Slot, Typed,
 };
-
-pub(crate) fn frame_bytes<'a>(frame: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
-    if let Ok(b) = frame.cast::<pyo3::types::PyBytes>() {
-        return Ok(b.as_bytes());
-    }
-    if let Ok(s) = frame.cast::<PyString>() {
-        return Ok(s.to_str()?.as_bytes());
-    }
-    Err(pyo3::exceptions::PyTypeError::new_err("frame must be bytes or str"))
-}
 
 pub(crate) fn to_err(py: Python<'_>, e: FrameError) -> PyErr {
     decode_error(py, &format!("{} at byte {}", e.message, e.offset), Some(e.field))
