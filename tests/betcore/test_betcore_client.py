@@ -424,3 +424,119 @@ def test_nothing_after_a_close_in_the_same_frame_is_dispatched(loop: str) -> Non
             assert len(seen["games"]) == n
             assert client.table.game(30000603282) is None
     run(loop, main)
+
+
+class StatefulHub:
+    """An aiohttp hub that offers SignalR stateful reconnect: the first connection delivers
+    updates 1-5, waits for the client's Ack of 5, then sends 6 and drops with 7 and 8 still
+    unsent; the resumed connection (same connection token, no new negotiate) sends a
+    Sequence from 6, replays 6-8 (6 a duplicate for the client) and goes on with 9."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.negotiations = 0
+        self.connections = 0
+        self.client_messages: list[dict[str, Any]] = []
+        self.acked = 0
+        self.sent: list[bytes] = []  # trackable records, id = index + 1
+        self.drop_done = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hubs/negotiate", self.negotiate)
+        app.router.add_get("/hubs", self.hub)
+        return app
+
+    async def negotiate(self, request: web.Request) -> web.Response:
+        self.negotiations += 1
+        assert request.query.get("useStatefulReconnect") == "true"
+        return web.json_response({"negotiateVersion": 1, "connectionId": "c",
+                                  "connectionToken": "tok", "useStatefulReconnect": True,
+                                  "availableTransports": [{"transport": "WebSockets",
+                                                           "transferFormats": ["Text"]}]})
+
+    def update(self) -> bytes:
+        msg = copy.deepcopy(SPEC_UPDATE)
+        msg["arguments"][0]["sId"] = len(self.sent)
+        record = orjson.dumps(msg) + RS
+        self.sent.append(record)
+        return record
+
+    async def reader(self, ws: web.WebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            for rec in msg.data.encode().split(RS)[:-1]:
+                obj = orjson.loads(rec)
+                self.client_messages.append(obj)
+                if obj.get("type") == 8:
+                    self.acked = obj["sequenceId"]
+                if obj.get("type") == 1:  # the client's Subscribe: ack it
+                    await ws.send_str('{"type":8,"sequenceId":1}\x1e')
+
+    async def hub(self, request: web.Request) -> web.WebSocketResponse:
+        assert request.query.get("id") == "tok"
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.connections += 1
+        assert await ws.receive_str() == '{"protocol":"json","version":1}\x1e'
+        await ws.send_str("{}\x1e")
+        reading = asyncio.ensure_future(self.reader(ws))
+        try:
+            if self.connections == 1:
+                for _ in range(5):
+                    await ws.send_str(self.update().decode())
+                while self.acked < 5:
+                    await asyncio.sleep(0.01)
+                await ws.send_str(self.update().decode())
+                self.update(), self.update()  # 7 and 8: lost with the connection
+                await asyncio.sleep(0.05)
+                assert request.transport is not None
+                request.transport.abort()
+                self.drop_done.set()
+                return ws
+            await ws.send_str(f'{{"type":9,"sequenceId":{self.acked + 1}}}\x1e')
+            for record in self.sent[self.acked:]:
+                await ws.send_str(record.decode())
+            await ws.send_str(self.update().decode())
+            await reading
+            return ws
+        finally:
+            reading.cancel()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stateful_reconnect_loses_nothing_and_repeats_nothing(loop: str) -> None:
+    async def main() -> None:
+        hub = StatefulHub("t0k3n")
+        runner = web.AppRunner(hub.app())
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            client = BetcoreClient(f"ws://127.0.0.1:{port}/hubs", access_token="t0k3n",
+                                   partner_client_id=1, negotiate=True,
+                                   stateful_reconnect=True, reconnect=FAST)
+            seen = recorder(client)
+            task = await start(client)
+            await wait_until(lambda: len(seen["games"]) >= 9, what="nine updates")
+            assert [u.sid for u in seen["games"]] == list(range(9))
+            assert seen["gap"] == [] and hub.connections == 2 and hub.negotiations == 1
+            stats = client.stats()
+            assert stats["replays_dropped"] == 1 and stats["resumable"]
+            # The client resumed with a Sequence after its acked Subscribe, and no
+            # second Subscribe: the hub kept the subscription.
+            kinds = [m.get("type") for m in hub.client_messages if m.get("type") != 8]
+            assert kinds.count(1) == 1 and {"type": 9, "sequenceId": 2} in hub.client_messages
+            await stop(client, task)
+        finally:
+            await runner.cleanup()
+    run(loop, main)
+
+
+def test_stateful_reconnect_needs_negotiate() -> None:
+    from oddswire.errors import ConfigError
+    with pytest.raises(ConfigError, match="negotiate"):
+        BetcoreClient("ws://127.0.0.1:1/hubs", access_token="t", partner_client_id=1,
+                      stateful_reconnect=True)
