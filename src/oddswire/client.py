@@ -359,16 +359,22 @@ class _Stopped(Exception):
 
 class StopWaiter:
     """What ``FeedClient.stop()`` returns: await it to wait until ``run()`` has ended;
-    leaving it unawaited (a sync callback asking for a stop) is fine."""
+    leaving it unawaited (a sync callback asking for a stop) is fine. Awaited from one of
+    the client's own coroutine callbacks, it waits until the connection is closed and the
+    state flushed, not for the end of ``run()``: that waits for the callbacks themselves."""
 
-    __slots__ = ("_fut",)
+    __slots__ = ("_closed", "_ended", "_own")
 
-    def __init__(self, fut: asyncio.Future[None] | None) -> None:
-        self._fut = fut
+    def __init__(self, closed: asyncio.Future[None] | None, ended: asyncio.Future[None] | None,
+                 own: set[asyncio.Task[Any]]) -> None:
+        self._closed = closed
+        self._ended = ended
+        self._own = own
 
     def __await__(self) -> Generator[Any, None, None]:
-        if self._fut is not None and not self._fut.done():
-            yield from asyncio.shield(self._fut).__await__()
+        fut = self._closed if asyncio.current_task() in self._own else self._ended
+        if fut is not None and not fut.done():
+            yield from asyncio.shield(fut).__await__()
 
 
 def describe(exc: BaseException) -> str:
@@ -414,7 +420,8 @@ class FeedClient:
         self._stopping = False
         self._running = False
         self._stop_event: asyncio.Event | None = None
-        self._stopped: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] | None = None  # link closed, state flushed
+        self._stopped: asyncio.Future[None] | None = None  # run() has ended
         self._stale_reason: str | None = None
         self._disconnect_reason: str | None = None
         self._established_at: float | None = None
@@ -441,6 +448,7 @@ class FeedClient:
         loop = asyncio.get_running_loop()
         self._running, self._stopping = True, False
         self._stop_event = asyncio.Event()
+        self._closed = loop.create_future()
         self._stopped = loop.create_future()
         helpers = [asyncio.ensure_future(c) for c in (self._watchdog(), *self._background())]
         delays = self.policy.delays()
@@ -454,17 +462,17 @@ class FeedClient:
                 except _Stopped:
                     break
                 except Exception as e:
+                    failure = e
                     if self._is_fatal(e):
                         raise
                     if not isinstance(e, OddswireError | OSError | TimeoutError):
                         self.log.exception("%s: unexpected error, reconnecting", self.FEED)
-                    failure = e
                 finally:
                     self._link_down(failure)
                 if self._stopping:
                     break
-                if failure is not None:
-                    self._error(failure)
+                if failure is not None:  # once per attempt: never folded into repeats
+                    self._report(failure)
                 self.gate.trip(self._stale_reason or "disconnected")
                 self._stale_reason = None
                 self.stats_counters.reconnects += 1
@@ -482,11 +490,11 @@ class FeedClient:
             await asyncio.gather(*helpers, return_exceptions=True)
             self.gate.trip("stopped")
             self._finished()
-            if not self._stopped.done():
-                self._stopped.set_result(None)
+            self._closed.set_result(None)
             await self.callbacks.drain(self.DRAIN_TIMEOUT)
             for t in list(self._tasks):
                 t.cancel()
+            self._stopped.set_result(None)
 
     def stop(self) -> StopWaiter:
         """End ``run()`` promptly, from any state and from inside a callback. Await the
@@ -495,7 +503,7 @@ class FeedClient:
         if self._stop_event is not None:
             self._stop_event.set()
         self._abort()
-        return StopWaiter(self._stopped)
+        return StopWaiter(self._closed, self._stopped, self.callbacks._tasks)
 
     # --- for subclasses ------------------------------------------------------------------
 
@@ -542,13 +550,19 @@ class FeedClient:
         task.add_done_callback(self._tasks.discard)
 
     def _error(self, exc: BaseException) -> None:
-        self.stats_counters.errors += 1
+        """Report ``exc`` through ``error``; the same error again on this connection is
+        counted, and summarised once when the connection ends."""
         key = (type(exc), _DIGITS.sub("#", str(exc))[:200])
         seen = self._repeats.get(key)
         if seen is not None:
+            self.stats_counters.errors += 1
             seen[1] += 1
             return
         self._repeats[key] = [exc, 0]
+        self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        self.stats_counters.errors += 1
         self.log.debug("%s: %s", self.FEED, describe(exc))
         self.callbacks.emit("error", exc)
 

@@ -1121,3 +1121,25 @@ def test_backoff_with_reset_after_zero_restarts_after_any_established_connection
         await asyncio.wait_for(c.run(), 5)
         assert policy.handed == pytest.approx([0.0, 1e-4, 0.0, 1e-4])
     bounded(loop, main)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_await_stop_from_outside_waits_for_running_coroutine_callbacks(loop: str) -> None:
+    """``await client.stop()`` returns once ``run()`` has ended, and ``run()`` gives the
+    coroutine callbacks still running their grace period first."""
+    async def main() -> None:
+        c = Fake(hang)
+        finished: list[bool] = []
+        started = asyncio.Event()
+
+        async def slow_on_connected() -> None:
+            started.set()
+            await asyncio.sleep(0.2)
+            finished.append(True)
+        c.on("connected", slow_on_connected)
+        task = await start(c)
+        await started.wait()
+        await c.stop()
+        assert finished == [True] and not c.running
+        await asyncio.wait_for(task, 1)
+    bounded(loop, main)
