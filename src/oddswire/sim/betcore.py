@@ -18,6 +18,14 @@ protocol of ``shared/specs/betcore-signalr.md``.
 Faults: ``drop(mid_frame=)``, ``stall(s)``, ``inject_malformed()``, ``inject_empty_record()``,
 ``skip_sid(n)``, ``repeat_sid()``, ``reset_sid()``, ``maintenance(on)``; ``batch=True``
 sends every subscription's update of a tick in one frame (several records per frame).
+
+Blast mode (``interval=0``, ``python -m oddswire.sim.betcore --interval 0``): for load, not
+for state. Every session replays, from its start at each ``Subscribe``, a pre-encoded cycle
+(:func:`blast_cycle`) of a few thousand churning records per subscribed game type, one
+record per frame, runs of each subscription in turn, written as fast as its socket drains
+(picows flow control). Only the per-partner ``sId`` and ``im`` are spliced in per send, so
+sIds stay contiguous and the sId faults, ``maintenance``, ``stall`` and ``batch`` still
+apply; ``tst`` and the games are those of the cycle (stamps in the past, 500 ms apart).
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ import asyncio
 import contextlib
 import datetime
 import random
+import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +47,7 @@ from picows import WSMsgType, WSTransport
 from oddswire.sim._base import Session, WSSimulator, serve_main
 from oddswire.sim.jwt import TokenError, TokenSigner
 
-__all__ = ["GAME_KINDS", "BetcoreSimulator", "BetcoreWorld", "Game"]
+__all__ = ["GAME_KINDS", "BetcoreSimulator", "BetcoreWorld", "Game", "blast_cycle"]
 
 RS = b"\x1e"
 #: game type -> (kind, results per game, hands, first event type)
@@ -99,22 +109,24 @@ class BetcoreWorld:
     dealt per tick, then ``finished_ticks`` ticks Finished before the next game."""
 
     def __init__(self, seed: int = 1, *, tick_s: float = 0.5, betting_ticks: int = 20,
-                 finished_ticks: int = 2, keep: int = 4) -> None:
+                 finished_ticks: int = 2, keep: int = 4, first_id: int = 30_000_600_000,
+                 clock: Callable[[], int] = time.time_ns) -> None:
         self.rng = random.Random(seed)
+        self.clock = clock  # ns since the epoch: game starts and ``tst``
         self.tick_s = tick_s
         self.betting_ticks = betting_ticks
         self.finished_ticks = finished_ticks
         self.keep = keep
         self.maintenance = False
         self.games: dict[int, list[Game]] = {}  # type -> newest last
-        self._next_id = 30_000_600_000
+        self._next_id = first_id
 
     def _new_game(self, gtype: int, previous: Game | None) -> Game:
         kind, _, _, _ = GAME_KINDS[gtype]
         self._next_id += 1
         edition = f"{'PB' if kind == 'poker' else 'LT'}{self._next_id % 10**6}"
         g = Game(self._next_id, gtype, edition,
-                 previous.id if previous else self._next_id - 1, time.time_ns())
+                 previous.id if previous else self._next_id - 1, self.clock())
         g.coefficients = [round(self.rng.uniform(1.2, 12.0), 2) for _ in range(16)]
         g.coefficients[6] = 1000.0
         g.blocked = [False] * 16
@@ -171,8 +183,49 @@ class BetcoreWorld:
         total = self.betting_ticks + GAME_KINDS[gtype][1] + 2
         games = self.current(gtype)[-max(1, count):][::-1]
         return {"wgi": [g.entry(hands, first, total, self.tick_s) for g in games],
-                "tst": iso(time.time_ns()), "bt": self.betting_seconds(gtype),
+                "tst": iso(self.clock()), "bt": self.betting_seconds(gtype),
                 "im": self.maintenance, "sId": sid}
+
+
+_BLAST_TAIL = b'"im":false,"sId":0}]}'
+
+
+def _text_header(n: int) -> bytes:
+    """The header of a server-to-client (unmasked) TEXT frame of ``n`` payload bytes."""
+    if n < 126:
+        return bytes((0x81, n))
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n)
+    return struct.pack("!BBQ", 0x81, 127, n)
+
+
+def blast_cycle(gtype: int, count: int = 1, *, seed: int = 1, records: int = 4096,
+                tick_s: float = 0.5) -> list[bytes]:
+    """The blast mode's pre-encoded cycle for one game type: at least ``records``
+    ``WholeGamesInfoSubscribe`` records from a fresh :class:`BetcoreWorld` (seeded from
+    ``seed`` and ``gtype``; game ids from ``30_000_600_000 + gtype * 10**7``), one per tick of
+    ``tick_s`` simulated seconds, ending where the next game would open, so the cycle wraps
+    from a finished game to an awaiting one. Each entry is a record's bytes up to and
+    including ``"im":``; the record on the wire is ``entry + b"false" (or b"true") +
+    b',"sId":' + sid + b"}]}" + 0x1E``. Deterministic apart from the time stamps, which are
+    in the past (the last about now)."""
+    _, n_results, _, _ = GAME_KINDS[gtype]
+    per_game = 20 + n_results + 4
+    now = [time.time_ns() - int((records + per_game) * tick_s * 1e9)]
+    world = BetcoreWorld(seed * 100 + gtype, tick_s=tick_s,
+                         first_id=30_000_600_000 + gtype * 10**7, clock=lambda: now[0])
+    heads: list[bytes] = []
+    while True:
+        g = world.current(gtype)[-1]
+        if len(heads) >= records and g.state == 1 and g.ticks == 0:
+            return heads
+        raw = orjson.dumps({"type": 1, "target": "WholeGamesInfoSubscribe",
+                            "arguments": [world.payload(gtype, count, 0)]})
+        if not raw.endswith(_BLAST_TAIL):  # payload() puts "im" and "sId" last
+            raise AssertionError(f"unexpected record tail: {raw[-40:]!r}")
+        heads.append(raw[: -len(_BLAST_TAIL) + 5])
+        world.tick(gtype)
+        now[0] += int(tick_s * 1e9)
 
 
 @dataclass
@@ -181,15 +234,19 @@ class HubSession(Session):
     pending: bytearray = field(default_factory=bytearray)
     #: game type -> (partner client id, count)
     subs: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: blast mode: game type -> index of the next record of its cycle
+    cursor: dict[int, int] = field(default_factory=dict)
 
 
 class BetcoreSimulator(WSSimulator):
     """``async with BetcoreSimulator() as sim: BetcoreClient(sim.url, access_token=sim.token()
     ...)``; see the module docstring. ``interval``: seconds between updates (the spec's
-    500 ms; 0 for as fast as the socket drains)."""
+    500 ms; 0: blast mode, pre-encoded records as fast as the socket drains)."""
 
     PATH = "/signalrhub-integration-service/hubs"
     MALFORMED = b'{"type":1,"target":"WholeGamesInfoSubscribe","arguments":[{"wgi":[{' + RS
+    #: blast mode: records per socket write, and writes per session before yielding
+    BLAST_RECORDS, BLAST_WRITES = 64, 16
 
     def __init__(self, *, secret: bytes = b"oddswire-betcore-secret", seed: int = 1,
                  interval: float = 0.5, ping_interval: float = 15.0, batch: bool = False,
@@ -197,6 +254,7 @@ class BetcoreSimulator(WSSimulator):
                  ssl_context: Any = None, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(ssl_context=ssl_context, host=host, port=port)
         self.signer = TokenSigner(secret)
+        self.seed = seed
         self.world = world or BetcoreWorld(seed, tick_s=interval or 0.5)
         self.interval = interval
         self.ping_interval = ping_interval
@@ -207,6 +265,8 @@ class BetcoreSimulator(WSSimulator):
         self.updates_sent = 0
         self._sid_faults: list[tuple[str, int]] = []
         self._sessions: dict[int, HubSession] = {}  # type: ignore[assignment]
+        self._cycles: dict[tuple[int, int], list[bytes]] = {}  # blast: (type, count) -> cycle
+        self._heads: dict[tuple[int, int, bytes, int], list[bytes]] = {}
 
     def token(self, **claims: Any) -> str:
         return self.signer.sign({"sub": "partner", **claims})
@@ -312,8 +372,13 @@ class BetcoreSimulator(WSSimulator):
             return
         if msg["target"] == "Subscribe":
             s.subs[gtype] = (partner, count)
+            s.cursor[gtype] = 0
+            if not self.interval:
+                self._cycle(gtype, count)  # built once, before the first send
+                self._drained.set()  # wake the blast loop
         else:
             s.subs.pop(gtype, None)
+            s.cursor.pop(gtype, None)
         self.log.append((s.id, msg["target"].lower(), (gtype, partner, count)))
         if isinstance(msg.get("invocationId"), str):
             self._send(s, orjson.dumps({"type": 3, "invocationId": msg["invocationId"],
@@ -357,14 +422,91 @@ class BetcoreSimulator(WSSimulator):
                 next_at += self.interval
                 await asyncio.sleep(max(0.0, next_at - loop.time()))
                 self._tick()
-            else:  # as fast as the sockets drain
-                self._tick()
-                if any(s.paused for s in self._sessions.values()) or not self._sessions:
+            else:  # blast: as fast as the sockets drain
+                sent = False
+                if self._live():
+                    for s in list(self._sessions.values()):
+                        if s.handshaken and s.subs and not s.paused:
+                            self._blast(s)
+                            sent = True
+                if sent:
+                    await asyncio.sleep(0)
+                else:
                     self._drained.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._drained.wait(), 0.01)
-                else:
-                    await asyncio.sleep(0)
+                next_at = loop.time()
+
+    def _cycle(self, gtype: int, count: int) -> list[bytes]:
+        cycle = self._cycles.get((gtype, count))
+        if cycle is None:
+            cycle = self._cycles[gtype, count] = blast_cycle(gtype, count, seed=self.seed)
+        return cycle
+
+    def _frame_heads(self, gtype: int, count: int, im: bytes, tail: int) -> list[bytes]:
+        """The cycle's records as frame starts for sIds whose ``tail``
+        (``sid}]}`` + 0x1E) has this length: WebSocket header, record up to ``"sId":``."""
+        key = (gtype, count, im, tail)
+        heads = self._heads.get(key)
+        if heads is None:
+            if len(self._heads) >= 8:
+                self._heads.clear()
+            extra = len(im) + 7 + tail
+            heads = self._heads[key] = [
+                _text_header(len(h) + extra) + h + im + b',"sId":'
+                for h in self._cycle(gtype, count)]
+        return heads
+
+    def _blast(self, s: HubSession) -> None:
+        """Write pre-encoded records to ``s`` until its transport pauses (at most
+        ``BLAST_WRITES`` writes of about ``BLAST_RECORDS``), one record per frame, a run of
+        each subscription's cycle in turn (with ``batch``: one record of each per frame),
+        only the sId and ``im`` spliced in: per record, a cached frame start and
+        ``b"%d}]}\\x1e" % sid``, so sIds stay contiguous in the order sent."""
+        im = b"true" if self.world.maintenance else b"false"
+        subs = sorted(s.subs.items())
+        rounds = max(1, self.BLAST_RECORDS // len(subs))
+        transport = s.transport.underlying_transport
+        sids, cursor = self.sids, s.cursor
+        for _ in range(self.BLAST_WRITES):
+            parts: list[bytes] = []
+            append = parts.append
+            if self.batch and len(subs) > 1:
+                for _ in range(rounds):
+                    records = []
+                    for gtype, (partner, count) in subs:
+                        cycle = self._cycle(gtype, count)
+                        k = cursor.get(gtype, 0)
+                        cursor[gtype] = (k + 1) % len(cycle)
+                        sid = self._next_sid(partner)
+                        records.append(b'%s%s,"sId":%d}]}\x1e' % (cycle[k], im, sid))
+                    append(_text_header(sum(map(len, records))))
+                    parts.extend(records)
+                sent = rounds * len(subs)
+            else:
+                for gtype, (partner, count) in subs:
+                    k, heads, size = cursor.get(gtype, 0), None, 0
+                    sid = sids.get(partner, 0)
+                    for _ in range(rounds):
+                        if self._sid_faults:
+                            sids[partner] = sid
+                            sid = self._next_sid(partner)
+                        tail = b"%d}]}\x1e" % sid
+                        if len(tail) != size:
+                            size = len(tail)
+                            heads = self._frame_heads(gtype, count, im, size)
+                        append(heads[k])  # type: ignore[index]
+                        append(tail)
+                        k += 1
+                        if k == len(heads):  # type: ignore[arg-type]
+                            k = 0
+                        sid += 1
+                    sids[partner], cursor[gtype] = sid, k
+                sent = rounds * len(subs)
+            transport.writelines(parts)
+            self.updates_sent += sent
+            if s.paused or transport.is_closing():
+                return
 
     async def _ping_loop(self) -> None:
         while True:
@@ -375,7 +517,9 @@ class BetcoreSimulator(WSSimulator):
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--interval", type=float, default=0.5, help="seconds per update; 0: max")
+    p.add_argument("--interval", type=float, default=0.5,
+                   help="seconds per update (paced; e.g. 0.001 for latency runs); 0: blast "
+                        "pre-encoded records as fast as the socket drains")
 
 
 def _make(args: argparse.Namespace) -> BetcoreSimulator:
