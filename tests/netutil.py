@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import uvloop
+from oddswire.sim._base import run_loop
 
 LOOPS = ["asyncio", "uvloop"]
 
@@ -18,9 +18,7 @@ LOOPS = ["asyncio", "uvloop"]
 def run(loop_kind: str, main: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
     async def guarded() -> Any:
         return await asyncio.wait_for(main(), timeout)
-    if loop_kind == "uvloop":
-        return uvloop.run(guarded())
-    return asyncio.run(guarded())
+    return run_loop(loop_kind, guarded())
 
 
 async def wait_until(pred: Callable[[], bool], timeout: float = 20, what: str = "") -> None:

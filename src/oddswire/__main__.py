@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from oddswire import __version__
+from oddswire.sim._base import LOOPS, run_loop
 
 
 def _version() -> str:
@@ -76,18 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--rate", type=float, default=10_000,
                    help="simulated logs per second; 0 for as fast as possible (default 10000)")
     d.add_argument("--events", type=int, default=200, help="sport events (default 200)")
-    d.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    d.add_argument("--loop", choices=LOOPS, default="uvloop")
     args = parser.parse_args(argv)
     if args.version:
         print(_version())
         return 0
     if args.command == "demo":
-        coro = demo(args.seconds, args.rate or None, args.events)
-        if args.loop == "uvloop":
-            import uvloop
-
-            return uvloop.run(coro)
-        return asyncio.run(coro)
+        return run_loop(args.loop, demo(args.seconds, args.rate or None, args.events))
     parser.print_help()
     return 0
 

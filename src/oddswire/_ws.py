@@ -130,14 +130,12 @@ class WSFeedClient(FeedClient):
         """The URL without its query (which may hold credentials)."""
         return redact(self.url.split("?", 1)[0])
 
-    def stats(self) -> dict[str, Any]:
+    def _volume(self) -> dict[str, int]:
         totals = self.listener_totals()
-        self.stats_counters.messages = totals.get("messages", 0)
-        self.stats_counters.bytes = totals.get("bytes", 0)
-        out = self.stats_counters.snapshot(self.callbacks)
-        out.update(totals)
-        out["healthy"] = self.healthy
-        return out
+        return {"messages": totals.get("messages", 0), "nbytes": totals.get("bytes", 0)}
+
+    def _extra_stats(self) -> dict[str, Any]:
+        return dict(self.listener_totals())
 
     def listener_totals(self) -> dict[str, int]:
         """The listener's C counters, summed over every connection so far."""

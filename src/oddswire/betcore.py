@@ -482,13 +482,12 @@ class BetcoreClient(WSFeedClient):
                 self._send_trackable(subscribe_record("Unsubscribe", game_type,
                                                       self.partner_client_id, self.count))
 
-    def stats(self) -> dict[str, Any]:
-        out = super().stats()
-        out.update(updates=self.updates, games=len(self.table), sid=self.sequence.last,
-                   duplicates=self.sequence.duplicates, regressions=self.sequence.regressions,
-                   replays_dropped=self._resume.duplicates if self._resume else 0,
-                   resumable=self._resume is not None)
-        return out
+    def _extra_stats(self) -> dict[str, Any]:
+        return {**super()._extra_stats(), "updates": self.updates, "games": len(self.table),
+                "sid": self.sequence.last, "duplicates": self.sequence.duplicates,
+                "regressions": self.sequence.regressions,
+                "replays_dropped": self._resume.duplicates if self._resume else 0,
+                "resumable": self._resume is not None}
 
     # --- one connection ------------------------------------------------------------------
 
@@ -684,7 +683,12 @@ class BetcoreClient(WSFeedClient):
             else:
                 self.gate.clear("maintenance")
         self.gate.touch()
-        self.callbacks.emit("games", update)
+        games = self.callbacks.direct("games")
+        if games is not None:
+            try:
+                games(update)
+            except Exception as e:  # a bot's bug must not kill the feed
+                self.callbacks.report("games", e)
 
     def _on_close(self, msg: dict[str, Any]) -> None:
         self._hub_closed = True

@@ -216,11 +216,9 @@ class BrokerClient(WSFeedClient):
         self._waiting.append(fut)
         return fut
 
-    def stats(self) -> dict[str, Any]:
-        out = super().stats()
-        out.update(symbols=len(self.book), active_login=self.active_login,
-                   subscribed=len(self._symbols))
-        return out
+    def _extra_stats(self) -> dict[str, Any]:
+        return {**super()._extra_stats(), "symbols": len(self.book),
+                "active_login": self.active_login, "subscribed": len(self._symbols)}
 
     # --- one connection ------------------------------------------------------------------
 

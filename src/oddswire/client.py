@@ -87,6 +87,7 @@ class CallbackRegistry:
     def __init__(self, names: frozenset[str] | None = None) -> None:
         self._names = names
         self._callbacks: dict[str, list[Callable[..., Any]]] = {}
+        self._direct: dict[str, Callable[..., Any] | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.callback_ns = LatencyHistogram()
         self.failures = 0
@@ -97,19 +98,29 @@ class CallbackRegistry:
 
         def register(f: F) -> F:
             self._callbacks.setdefault(name, []).append(f)
+            self._direct.pop(name, None)
             return f
         return register if fn is None else register(fn)
 
     def direct(self, name: str) -> Callable[..., Any] | None:
-        """What a compiled hot path should call for ``name``: the one plain function when
-        exactly one is registered (no per-event dispatch), a fan-out through ``emit``
-        otherwise, None when nothing listens. Its exceptions go to ``report``."""
+        """What a hot path should call for ``name``: the one plain function when exactly one
+        is registered (no per-event dispatch), a fan-out through ``emit`` otherwise, None
+        when nothing listens (cached until the next ``on``). Its exceptions go to
+        ``report``."""
+        try:
+            return self._direct[name]
+        except KeyError:
+            pass
         fns = self._callbacks.get(name)
+        target: Callable[..., Any] | None
         if not fns:
-            return None
-        if len(fns) == 1 and not inspect.iscoroutinefunction(fns[0]):
-            return fns[0]
-        return lambda *args: self.emit(name, *args)
+            target = None
+        elif len(fns) == 1 and not inspect.iscoroutinefunction(fns[0]):
+            target = fns[0]
+        else:
+            target = lambda *args: self.emit(name, *args)  # noqa: E731
+        self._direct[name] = target
+        return target
 
     def report(self, name: str, exc: BaseException) -> None:
         """A callback for ``name`` raised ``exc`` outside ``emit`` (a compiled caller)."""
@@ -337,12 +348,17 @@ class Stats:
     receive_to_callback: LatencyHistogram = field(default_factory=LatencyHistogram)
     server_to_receive: LatencyHistogram = field(default_factory=LatencyHistogram)
 
-    def snapshot(self, callbacks: CallbackRegistry | None = None) -> dict[str, Any]:
+    def snapshot(self, callbacks: CallbackRegistry | None = None, *,
+                 messages: int | None = None, nbytes: int | None = None) -> dict[str, Any]:
+        """The counters as a dict; ``messages`` / ``nbytes`` when they are counted
+        elsewhere (a compiled listener's C counters)."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
+        messages = self.messages if messages is None else messages
+        nbytes = self.bytes if nbytes is None else nbytes
         out: dict[str, Any] = {
-            "messages": self.messages, "bytes": self.bytes, "reconnects": self.reconnects,
+            "messages": messages, "bytes": nbytes, "reconnects": self.reconnects,
             "gaps": self.gaps, "errors": self.errors, "resyncs": self.resyncs,
-            "messages_per_s": self.messages / elapsed, "mb_per_s": self.bytes / elapsed / 1e6,
+            "messages_per_s": messages / elapsed, "mb_per_s": nbytes / elapsed / 1e6,
             "receive_to_decoded": self.receive_to_decoded.summary(),
             "receive_to_callback": self.receive_to_callback.summary(),
             "server_to_receive": self.server_to_receive.summary(),
@@ -441,6 +457,14 @@ class FeedClient:
     def running(self) -> bool:
         return self._running
 
+    def stats(self) -> dict[str, Any]:
+        """Counters, rates, latency histograms (receive -> decoded -> callback, server stamp
+        -> receive), callback time and errors, health; each feed adds its own."""
+        out = self.stats_counters.snapshot(self.callbacks, **self._volume())
+        out["healthy"] = self.healthy
+        out.update(self._extra_stats())
+        return out
+
     async def run(self) -> None:
         """Connect, and reconnect with backoff, until ``stop()`` (or a fatal error)."""
         if self._running:
@@ -520,6 +544,14 @@ class FeedClient:
     def _check_liveness(self) -> None:
         """Called a few times per ``gate.limit`` seconds: apply the feed's liveness rule."""
 
+    def _volume(self) -> dict[str, int]:
+        """``messages`` / ``nbytes`` for ``stats()`` when counted outside ``Stats``."""
+        return {}
+
+    def _extra_stats(self) -> dict[str, Any]:
+        """The feed's own entries in ``stats()``."""
+        return {}
+
     def _finished(self) -> None:
         """``run()`` is ending: flush what must be flushed."""
 
@@ -540,8 +572,9 @@ class FeedClient:
     def _health_changed(self, healthy: bool, reason: str) -> None:
         if healthy:
             self.callbacks.emit("healthy")
-        else:
-            self.log.warning("%s feed stale: %s", self.FEED, reason)
+        else:  # a stop is not news worth a warning
+            self.log.log(logging.INFO if self._stopping else logging.WARNING,
+                         "%s feed stale: %s", self.FEED, reason)
             self.callbacks.emit("stale", reason)
 
     def _spawn(self, aw: Awaitable[Any]) -> None:

@@ -180,12 +180,10 @@ class DatabetClient(FeedClient):
 
     # --- public API ----------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
-        out = self.stats_counters.snapshot(self.callbacks)
-        out.update(healthy=self.healthy, version=self.version, events=self.table.event_count,
-                   odds=len(self.table), duplicates=self.sequence.duplicates,
-                   regressions=self.sequence.regressions, lagging=self._lagging)
-        return out
+    def _extra_stats(self) -> dict[str, Any]:
+        return {"version": self.version, "events": self.table.event_count,
+                "odds": len(self.table), "duplicates": self.sequence.duplicates,
+                "regressions": self.sequence.regressions, "lagging": self._lagging}
 
     async def refetch(self, sport_event_id: str) -> int:
         """``POST /refetch/sport-event/{id}``: the feed answers with a ``sport_event_added``

@@ -540,3 +540,29 @@ def test_stateful_reconnect_needs_negotiate() -> None:
     with pytest.raises(ConfigError, match="negotiate"):
         BetcoreClient("ws://127.0.0.1:1/hubs", access_token="t", partner_client_id=1,
                       stateful_reconnect=True)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_games_callback_that_raises_is_reported_and_survived(loop: str) -> None:
+    from oddswire.errors import CallbackError
+
+    async def main() -> None:
+        async with BetcoreSimulator(interval=0.02) as sim:
+            client = BetcoreClient(sim.url, access_token=sim.token(), partner_client_id=1,
+                                   reconnect=FAST)
+            errors: list[BaseException] = []
+            client.on("error", errors.append)
+            calls: list[int] = []
+
+            def on_games(update: GamesUpdate) -> None:
+                calls.append(update.sid)
+                if len(calls) == 2:
+                    raise ValueError("bot bug")
+            client.on("games", on_games)
+            task = await start(client)
+            await wait_until(lambda: len(calls) >= 5)
+            assert len(errors) == 1 and isinstance(errors[0], CallbackError)
+            assert isinstance(errors[0].__cause__, ValueError)
+            assert client.stats()["callback_errors"] == 1 and sim.connections == 1
+            await stop(client, task)
+    run(loop, main)
