@@ -773,7 +773,8 @@ class Tech55Client(WSFeedClient):
                 self._apply_betslip(payload, ts)  # type: ignore[arg-type]
             elif channel == "emergency":
                 self._apply_emergency(payload)  # type: ignore[arg-type]
-        self.gate.touch()
+        if not self.gate.healthy:  # only the first message after a drop raises it
+            self.gate.touch()
         fns = self._fns.get(channel, _MISSING)
         if fns is _MISSING:
             fns = self._fns[channel] = self._fast(channel)
@@ -1050,6 +1051,7 @@ class Tech55Client(WSFeedClient):
             reason = f"no ping from the server for {limit:g}s"
             self._error(StaleFeedError(f"55-tech: {reason}; reconnecting"))
             self._stale_reason = self._disconnect_reason = reason
+            self.gate.trip(reason)  # stale now, with its reason
             self._transport.disconnect(graceful=False)
             return
         if now - self._last_send >= self.client_ping_interval:

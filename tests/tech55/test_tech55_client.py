@@ -448,7 +448,7 @@ def test_keepalive_pongs_client_pings_and_missing_server_pings(loop: str) -> Non
             await wait_until(lambda: sim.sessions[0].pings >= 1, what="a client ping")
             await wait_until(lambda: any(isinstance(e, StaleFeedError) for e in rec["error"]),
                              what="stale")
-            assert any("no ping" in r for r in rec["stale"])
+            assert any("no ping" in r for r in rec["stale"]), rec["stale"]
             await wait_until(lambda: sim.connections >= 2, what="reconnect")
             assert any("no ping from the server" in r for r in rec["disconnected"])
             await stop(client, task)

@@ -563,8 +563,9 @@ class Tech55Simulator(WSSimulator):
                                     + orjson.dumps(payload).replace(b"%", b"%%")
                                     + b',"ts":%d,"seq":%%d}' % self.stamp())
         cycle = (payloads * (4096 // len(payloads) + 1))[:4096]
-        template = b"".join(ws_frame_bytes(p % 10**9)[: -len(p % 10**9)] + p
-                            for p in cycle)
+        # Header bytes may be 0x25 ('%'): escaped like the payloads.
+        template = b"".join(ws_frame_bytes(p % 10**9)[: -len(p % 10**9)].replace(b"%", b"%%")
+                            + p for p in cycle)
         while True:
             sent = False
             for s in list(self._sessions.values()):
