@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from oddswire._aio import cancel_and_wait
 from oddswire.errors import (
     AuthError,
     CallbackError,
@@ -616,13 +617,7 @@ class FeedClient:
             stop.cancel()
         if task.done():
             return task.result()
-        # Cancel until it is done: on 3.11 a wait_for whose inner future completes in the
-        # same loop turn as the cancel drops the cancel (fixed in 3.12).
-        while not task.done():
-            task.cancel()
-            await asyncio.wait((task,), timeout=0.05)
-        if not task.cancelled():
-            task.exception()  # retrieved: an error after stop() is not worth a report
+        await cancel_and_wait((task,))
         raise _Stopped
 
     async def _stop_within(self, delay: float) -> bool:

@@ -28,6 +28,8 @@ from picows import (
     ws_create_server,
 )
 
+from oddswire._aio import cancel_and_wait
+
 __all__ = ["LOOPS", "Session", "WSSimulator", "run_loop", "serve_main", "ws_frame_bytes"]
 
 T = TypeVar("T")
@@ -132,9 +134,7 @@ class WSSimulator:
         return self
 
     async def stop(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         for s in list(self._sessions.values()):
             s.transport.disconnect(graceful=False)
         if self._server is not None:

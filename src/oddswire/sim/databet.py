@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from oddswire._aio import cancel_and_wait
 from oddswire.sim.databet_world import DatabetWorld
 
 __all__ = ["DatabetSimulator"]
@@ -74,9 +75,7 @@ class DatabetSimulator:
         return self
 
     async def stop(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         for w in list(self._writers):
             w.transport.abort()
         if self._server is not None:
