@@ -99,7 +99,7 @@ impl<'a> Parser<'a> {
     #[inline]
     pub fn string(&mut self) -> JResult<Cow<'a, str>> {
         if self.peek() != Some(b'"') {
-            return self.error("expected a string");
+            return self.error(NOT_A_STRING);
         }
         self.pos += 1;
         let start = self.pos;
@@ -356,64 +356,121 @@ impl<'a> Parser<'a> {
             }
             Some(b't' | b'f') => self.boolean().map(|_| ()).map_err(SkipError::Json),
             Some(b'n') => self.literal(b"null").map_err(SkipError::Json),
-            Some(b'[') => {
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                let mut i = 0usize;
-                loop {
-                    self.ws();
-                    self.skip::<EXACT>(depth + 1).map_err(|e| e.within(|| format!("[{i}]")))?;
-                    i += 1;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.skip_error("expected ',' or ']'")),
-                    }
-                }
-            }
-            Some(b'{') => {
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    let key = self.string().map_err(SkipError::Json)?;
-                    self.ws();
-                    if self.peek() != Some(b':') {
-                        return Err(self.skip_error("expected ':'"));
-                    }
-                    self.pos += 1;
-                    self.ws();
-                    self.skip::<EXACT>(depth + 1).map_err(|e| e.within(|| format!(".{key}")))?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b'}') => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.skip_error("expected ',' or '}'")),
-                    }
-                }
-            }
+            Some(b'[') => self.elements(|p, i| p.skip::<EXACT>(depth + 1).map_err(|e| e.within(|| format!("[{i}]")))),
+            Some(b'{') => self.members(|p, key| p.skip::<EXACT>(depth + 1).map_err(|e| e.within(|| format!(".{key}")))),
             _ => Err(self.skip_error("expected a JSON value")),
         }
+    }
+
+    /// Walk the members of the object the parser is at (its `{`, which the caller checked):
+    /// `f` gets each key with the parser at the member's value, which it must consume.
+    #[inline]
+    pub fn members<E: WalkError>(
+        &mut self,
+        mut f: impl FnMut(&mut Parser<'a>, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let key = match self.string() {
+                Ok(key) => key,
+                Err(e) => return Err(key_error(e)),
+            };
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(E::no_colon(self));
+            }
+            self.pos += 1;
+            self.ws();
+            f(self, &key)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(walk_error(self, "expected ',' or '}'")),
+            }
+        }
+    }
+
+    /// Walk the elements of the array the parser is at (its `[`, which the caller checked):
+    /// `f` gets each index with the parser at the element, which it must consume.
+    #[inline]
+    pub fn elements<E: WalkError>(
+        &mut self,
+        mut f: impl FnMut(&mut Parser<'a>, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut i = 0;
+        loop {
+            self.ws();
+            f(self, i)?;
+            i += 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(walk_error(self, "expected ',' or ']'")),
+            }
+        }
+    }
+}
+
+/// The error type of a walk (`members`, `elements`): the walkers' own syntax errors are
+/// `JsonError`s made into it. Two messages are worded per type, as each feed words them.
+pub trait WalkError: From<JsonError> {
+    /// The message of a member key that is not a string.
+    const KEY: &'static str = NOT_A_STRING;
+
+    /// A key not followed by ':' (the parser is at what came instead).
+    #[cold]
+    fn no_colon(p: &Parser<'_>) -> Self {
+        walk_error(p, "expected ':'")
+    }
+}
+
+#[cold]
+fn walk_error<E: From<JsonError>>(p: &Parser<'_>, message: &str) -> E {
+    E::from(JsonError { message: message.into(), offset: p.pos })
+}
+
+/// A key `string` refused; one that is not a string at all is worded by `E::KEY`.
+#[cold]
+fn key_error<E: WalkError>(e: JsonError) -> E {
+    if e.message == NOT_A_STRING && E::KEY != NOT_A_STRING {
+        return E::from(JsonError { message: E::KEY.into(), offset: e.offset });
+    }
+    E::from(e)
+}
+
+/// A bare `JsonError` (DATA.BET's lines) also says what came instead of the ':'.
+impl WalkError for JsonError {
+    #[cold]
+    fn no_colon(p: &Parser<'_>) -> Self {
+        JsonError { message: format!("expected ':', got {}", p.describe_next()), offset: p.pos }
     }
 }
 
 /// The message of a float that overflows a double.
 pub const NUMBER_OUT_OF_RANGE: &str = "number out of range";
+
+/// The message of a value that should be a string and is not.
+const NOT_A_STRING: &str = "expected a string";
 
 fn out_of_range(offset: usize, digits: &str) -> JsonError {
     let n = digits.trim_start_matches('-').len();
@@ -429,6 +486,15 @@ pub enum SkipError {
     /// for the value itself).
     Number { path: String, error: JsonError },
 }
+
+impl From<JsonError> for SkipError {
+    #[inline]
+    fn from(e: JsonError) -> Self {
+        SkipError::Json(e)
+    }
+}
+
+impl WalkError for SkipError {}
 
 impl SkipError {
     fn within(self, segment: impl FnOnce() -> String) -> SkipError {
@@ -513,5 +579,46 @@ mod tests {
         assert!(!ok(r#"{"a":1,}"#));
         assert!(!ok(r#"[1 2]"#));
         assert!(!ok(&"[".repeat(MAX_DEPTH + 2)));
+    }
+
+    #[test]
+    fn walkers_visit_every_member_and_element() {
+        let text = r#" {"a" : [1, {"x":2}] , "b":{}, "c":[]}"#;
+        let mut p = Parser::new(text.as_bytes());
+        p.ws();
+        let mut seen = Vec::new();
+        let r: JResult<()> = p.members(|p, key| {
+            seen.push(key.to_string());
+            if p.peek() == Some(b'[') {
+                p.elements(|p, i| {
+                    seen.push(format!("{key}[{i}]"));
+                    p.skip_value(1)
+                })
+            } else {
+                p.skip_value(1)
+            }
+        });
+        r.unwrap();
+        assert_eq!(p.pos, text.len());
+        assert_eq!(seen, ["a", "a[0]", "a[1]", "b", "c"]);
+    }
+
+    #[test]
+    fn walker_errors_are_worded_by_their_type() {
+        let walk = |s: &str| -> JResult<()> { Parser::new(s.as_bytes()).members(|p, _| p.skip_value(1)) };
+        let skip = |s: &str| Parser::new(s.as_bytes()).skip_value(0).unwrap_err();
+        for (text, plain, skipped) in [
+            (r#"{"a" 1}"#, "expected ':', got a number", "expected ':'"),
+            (r#"{1:1}"#, "expected a string", "expected a string"),
+            (r#"{"a":1 "b":2}"#, "expected ',' or '}'", "expected ',' or '}'"),
+            (r#"{"a":1,}"#, "expected a string", "expected a string"),
+        ] {
+            assert_eq!(walk(text).unwrap_err().message, plain, "{text}");
+            assert_eq!(skip(text).message, skipped, "{text}");
+            assert_eq!(walk(text).unwrap_err().offset, skip(text).offset, "{text}");
+        }
+        let elements = |s: &str| -> JResult<()> { Parser::new(s.as_bytes()).elements(|p, _| p.skip_value(1)) };
+        assert_eq!(elements("[1 2]").unwrap_err(), JsonError { message: "expected ',' or ']'".into(), offset: 3 });
+        assert_eq!(elements("[1,]").unwrap_err().message, "expected a JSON value");
     }
 }

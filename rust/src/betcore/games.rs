@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use ahash::AHashMap;
 
-use crate::json::{JsonError, Number, Parser, SkipError, NUMBER_OUT_OF_RANGE};
+use crate::json::{JsonError, Number, Parser, SkipError, WalkError, NUMBER_OUT_OF_RANGE};
 
 /// The hub method BETCORE pushes game updates with.
 pub const TARGET: &str = "WholeGamesInfoSubscribe";
@@ -66,6 +66,11 @@ impl From<JsonError> for Fail {
     }
 }
 
+/// BETCORE's wording of a member key that is not a string.
+impl WalkError for Fail {
+    const KEY: &'static str = "expected a string key";
+}
+
 impl Fail {
     #[cold]
     fn at(self, segment: impl FnOnce() -> String) -> Fail {
@@ -102,68 +107,6 @@ fn missing(p: &Parser<'_>, name: &str) -> Fail {
 #[inline(always)]
 fn member<T>(r: R<T>, name: &'static str) -> R<T> {
     r.map_err(|e| e.at(|| format!(".{name}")))
-}
-
-// ------------------------------------------------------------------------------------------
-// Walking objects and arrays (the parser is positioned at the opening bracket)
-// ------------------------------------------------------------------------------------------
-
-#[inline]
-fn members<'a>(p: &mut Parser<'a>, mut f: impl FnMut(&mut Parser<'a>, &[u8]) -> R<()>) -> R<()> {
-    p.pos += 1;
-    p.ws();
-    if p.peek() == Some(b'}') {
-        p.pos += 1;
-        return Ok(());
-    }
-    loop {
-        p.ws();
-        if p.peek() != Some(b'"') {
-            return syntax(p, "expected a string key");
-        }
-        let key = p.string()?;
-        p.ws();
-        if p.peek() != Some(b':') {
-            return syntax(p, "expected ':'");
-        }
-        p.pos += 1;
-        p.ws();
-        f(p, key.as_bytes())?;
-        p.ws();
-        match p.peek() {
-            Some(b',') => p.pos += 1,
-            Some(b'}') => {
-                p.pos += 1;
-                return Ok(());
-            }
-            _ => return syntax(p, "expected ',' or '}'"),
-        }
-    }
-}
-
-#[inline]
-fn elements<'a>(p: &mut Parser<'a>, mut f: impl FnMut(&mut Parser<'a>, usize) -> R<()>) -> R<()> {
-    p.pos += 1;
-    p.ws();
-    if p.peek() == Some(b']') {
-        p.pos += 1;
-        return Ok(());
-    }
-    let mut i = 0;
-    loop {
-        p.ws();
-        f(p, i)?;
-        i += 1;
-        p.ws();
-        match p.peek() {
-            Some(b',') => p.pos += 1,
-            Some(b']') => {
-                p.pos += 1;
-                return Ok(());
-            }
-            _ => return syntax(p, "expected ',' or ']'"),
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -559,8 +502,8 @@ fn parse_event(p: &mut Parser<'_>, out: &mut Parsed) -> R<()> {
     let mut ev = PEvent { typ: 0, coefficient: 0.0, blocked: false, sn: (0, 0) };
     let mut seen = 0u8;
     let arena = &mut out.text;
-    members(p, |p, key| {
-        match key {
+    p.members(|p, key| {
+        match key.as_bytes() {
             b"t" => {
                 ev.typ = member(int(p), "t")?;
                 seen |= 1;
@@ -602,8 +545,8 @@ fn parse_game(p: &mut Parser<'_>, out: &mut Parsed) -> R<()> {
     }
     let mut g = PGame::default();
     let mut seen = 0u16;
-    members(p, |p, key| {
-        match key {
+    p.members(|p, key| {
+        match key.as_bytes() {
             b"i" => {
                 g.id = member(int(p), "i")?;
                 seen |= 1;
@@ -645,7 +588,7 @@ fn parse_game(p: &mut Parser<'_>, out: &mut Parsed) -> R<()> {
                     return member(wrong(p, "an array"), "e");
                 }
                 let first = out.events.len() as u32;
-                member(elements(p, |p, i| parse_event(p, out).map_err(|e| e.at(|| format!("[{i}]")))), "e")?;
+                member(p.elements(|p, i| parse_event(p, out).map_err(|e| e.at(|| format!("[{i}]")))), "e")?;
                 g.events = (first, out.events.len() as u32);
                 seen |= 512;
             }
@@ -673,8 +616,8 @@ fn parse_payload(p: &mut Parser<'_>, out: &mut Parsed) -> R<()> {
         return wrong(p, "an object");
     }
     let mut seen = 0u8;
-    members(p, |p, key| {
-        match key {
+    p.members(|p, key| {
+        match key.as_bytes() {
             b"sId" => {
                 out.sid = member(int(p), "sId")?;
                 seen |= 1;
@@ -696,7 +639,7 @@ fn parse_payload(p: &mut Parser<'_>, out: &mut Parsed) -> R<()> {
                     return member(wrong(p, "an array"), "wgi");
                 }
                 let first = out.games.len();
-                member(elements(p, |p, i| parse_game(p, out).map_err(|e| e.at(|| format!("[{i}]")))), "wgi")?;
+                member(p.elements(|p, i| parse_game(p, out).map_err(|e| e.at(|| format!("[{i}]")))), "wgi")?;
                 out.wgi = (first, out.games.len());
                 seen |= 16;
             }
@@ -718,7 +661,7 @@ fn parse_arguments(p: &mut Parser<'_>, out: &mut Parsed) -> R<()> {
             return wrong(p, "an array");
         }
         let mut n = 0;
-        elements(p, |p, i| {
+        p.elements(|p, i| {
             n += 1;
             if i == 0 {
                 parse_payload(p, out).map_err(|e| e.at(|| "[0]".into()))
@@ -752,8 +695,8 @@ fn parse_top(p: &mut Parser<'_>, out: &mut Parsed) -> R<bool> {
     let mut is_target = false;
     // Where the last `arguments` starts, and its parse if it came after type and target.
     let mut args: Option<(usize, Option<R<()>>)> = None;
-    members(p, |p, key| {
-        match key {
+    p.members(|p, key| {
+        match key.as_bytes() {
             b"type" => {
                 let start = p.pos;
                 ty = if is_number_start(p) {
@@ -1605,6 +1548,10 @@ mod tests {
         assert!(parse_record(deep(508).as_bytes(), &mut Parsed::default()).is_ok());
         assert_eq!(field(&deep(509)), None);
         assert_eq!(err(&deep(509)).message, "invalid JSON: nesting too deep");
+        // The walkers' syntax errors, in BETCORE's wording.
+        assert_eq!(err(r#"{"type":1,2:3}"#).message, "invalid JSON: expected a string key");
+        assert_eq!(err(r#"{"type" 1}"#).message, "invalid JSON: expected ':'");
+        assert_eq!(err(&payload(r#"{"wgi":[1 2]}"#)).message, "invalid JSON: expected ',' or ']'");
     }
 
     #[test]

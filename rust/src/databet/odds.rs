@@ -154,66 +154,15 @@ fn key_path(key: &str) -> String {
     format!(".{key}")
 }
 
+/// Walk an object's members, calling `f` with each key (positioned at its value); anything
+/// but an object (after white space) is an error saying what came instead.
 #[inline]
-fn expect(p: &mut Parser<'_>, c: u8, what: &str) -> JResult<()> {
+fn object<'a>(p: &mut Parser<'a>, f: impl FnMut(&mut Parser<'a>, &str) -> JResult<()>) -> JResult<()> {
     p.ws();
-    if p.peek() == Some(c) {
-        p.pos += 1;
-        Ok(())
-    } else {
-        p.error(format!("expected {what}, got {}", p.describe_next()))
+    if p.peek() != Some(b'{') {
+        return p.error(format!("expected an object, got {}", p.describe_next()));
     }
-}
-
-/// Walk an object's members, calling `f` with each key (positioned at its value).
-fn object<'a>(p: &mut Parser<'a>, mut f: impl FnMut(&mut Parser<'a>, &str) -> JResult<()>) -> JResult<()> {
-    expect(p, b'{', "an object")?;
-    p.ws();
-    if p.peek() == Some(b'}') {
-        p.pos += 1;
-        return Ok(());
-    }
-    loop {
-        p.ws();
-        let key = p.string()?;
-        expect(p, b':', "':'")?;
-        p.ws();
-        f(p, &key)?;
-        p.ws();
-        match p.peek() {
-            Some(b',') => p.pos += 1,
-            Some(b'}') => {
-                p.pos += 1;
-                return Ok(());
-            }
-            _ => return p.error("expected ',' or '}'"),
-        }
-    }
-}
-
-/// Walk an array's elements, calling `f` with each index (positioned at the element).
-fn array<'a>(p: &mut Parser<'a>, mut f: impl FnMut(&mut Parser<'a>, usize) -> JResult<()>) -> JResult<()> {
-    expect(p, b'[', "an array")?;
-    p.ws();
-    if p.peek() == Some(b']') {
-        p.pos += 1;
-        return Ok(());
-    }
-    let mut i = 0;
-    loop {
-        p.ws();
-        f(p, i)?;
-        i += 1;
-        p.ws();
-        match p.peek() {
-            Some(b',') => p.pos += 1,
-            Some(b']') => {
-                p.pos += 1;
-                return Ok(());
-            }
-            _ => return p.error("expected ',' or ']'"),
-        }
-    }
+    p.members(f)
 }
 
 #[inline]
@@ -414,7 +363,7 @@ fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>
                     return typed_err(p, "odds", "an array");
                 }
                 let first = odds.len();
-                array(p, |p, i| {
+                p.elements(|p, i| {
                     let odd = parse_odd(p).map_err(|e| with_path(e, || format!(".odds[{i}]")))?;
                     odds.push(odd);
                     Ok(())
@@ -450,7 +399,7 @@ fn parse_markets<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, path: &str) ->
     }
     let (markets, odds) = (&mut log.markets, &mut log.odds);
     markets.clear();
-    array(p, |p, i| {
+    p.elements(|p, i| {
         let m = parse_market(p, odds).map_err(|e| with_path(e, || format!("{path}[{i}]")))?;
         markets.push(m);
         Ok(())
