@@ -9,6 +9,7 @@ pub mod capi;
 pub mod databet;
 pub mod errors;
 pub mod json;
+pub mod satoriex;
 
 /// The bytes of a frame or line passed as `bytes` or `str` (its UTF-8).
 pub(crate) fn frame_bytes<'a>(frame: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
@@ -41,6 +42,7 @@ fn oddswire_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<betcore::GamesTable>()?;
     m.add_class::<betcore::GamesUpdate>()?;
     m.add_class::<betcore::Game>()?;
+    m.add_class::<satoriex::MarketData>()?;
     capi::add_capsule(m)?;
     Ok(())
 }

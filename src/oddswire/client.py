@@ -5,14 +5,17 @@ callback registry, the staleness gate, the sequence tracker and the latency/stat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import math
 import random
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, TypeVar
 
 import numpy as np
@@ -25,13 +28,16 @@ from oddswire.errors import (
     ConfigError,
     ConnectError,
     OddswireError,
+    ProtocolError,
     RepeatedError,
 )
 
 __all__ = [
     "CallbackRegistry",
     "FeedClient",
+    "Hydration",
     "LatencyHistogram",
+    "Poll",
     "ReconnectPolicy",
     "SequenceTracker",
     "StalenessGate",
@@ -92,6 +98,9 @@ class CallbackRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.callback_ns = LatencyHistogram()
         self.failures = 0
+        self._held: deque[tuple[str, tuple[Any, ...]]] | None = None
+        self._held_limit = 0
+        self.held_dropped = 0
 
     def on(self, name: str, fn: F | None = None) -> Any:
         if self._names is not None and name not in self._names:
@@ -116,7 +125,7 @@ class CallbackRegistry:
         target: Callable[..., Any] | None
         if not fns:
             target = None
-        elif len(fns) == 1 and not inspect.iscoroutinefunction(fns[0]):
+        elif self._held is None and len(fns) == 1 and not inspect.iscoroutinefunction(fns[0]):
             target = fns[0]
         else:
             target = lambda *args: self.emit(name, *args)  # noqa: E731
@@ -127,15 +136,28 @@ class CallbackRegistry:
         """A callback for ``name`` raised ``exc`` outside ``emit`` (a compiled caller)."""
         self._failed(name, exc)
 
+    def has(self, name: str) -> bool:
+        """True when a callback is registered for ``name`` (a hot path can skip building
+        the arguments of an event nobody listens to)."""
+        return bool(self._callbacks.get(name))
+
     def listeners(self, name: str) -> tuple[Callable[..., Any], ...]:
         """The callbacks registered for ``name``, in registration order."""
         return tuple(self._callbacks.get(name, ()))
 
     def emit(self, name: str, *args: Any) -> list[asyncio.Task[Any]] | None:
         """Run the callbacks for ``name``; returns the tasks of the coroutine callbacks it
-        started (None when it started none), for a caller that must know when they end."""
+        started (None when it started none), for a caller that must know when they end.
+        While ``hold()`` is in force the event is queued instead (and None returned)."""
         fns = self._callbacks.get(name)
         if not fns:
+            return None
+        held = self._held
+        if held is not None:
+            if len(held) < self._held_limit:
+                held.append((name, args))
+            else:
+                self.held_dropped += 1
             return None
         tasks: list[asyncio.Task[Any]] | None = None
         for fn in fns:
@@ -152,6 +174,29 @@ class CallbackRegistry:
                 self._failed(name, e)
             self.callback_ns.record(time.perf_counter_ns() - t0)
         return tasks
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
+    def hold(self, limit: int) -> None:
+        """Queue every event (with a listener) instead of running callbacks, at most
+        ``limit`` of them (later ones are dropped and counted in ``held_dropped``), until
+        ``release()``. ``direct()`` returns queueing functions meanwhile (a caller that
+        keeps what ``direct()`` returned across a hold is not held)."""
+        if self._held is None:
+            self._held = deque()
+            self._held_limit = limit
+            self.held_dropped = 0
+            self._direct.clear()
+
+    def release(self) -> tuple[list[tuple[str, tuple[Any, ...]]], int]:
+        """End the hold: the queued ``(name, args)`` in order and how many were dropped.
+        The caller delivers them (``emit``)."""
+        held, self._held = self._held, None
+        dropped, self.held_dropped = self.held_dropped, 0
+        self._direct.clear()
+        return (list(held) if held else []), dropped
 
     def spawn(self, name: str, aw: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run a callback's awaitable as a task whose failure is reported for ``name``."""
@@ -370,6 +415,80 @@ class Stats:
         return out
 
 
+class Hydration:
+    """What ``FeedClient.hydrating()`` returns: ``async with`` it around the load of a REST
+    snapshot. Every event that arrives meanwhile is queued (the client's own state, such
+    as tables and books, keeps being updated); when the outermost block ends they are
+    delivered in order, minus those ``covered(name, args)`` says the snapshot already
+    holds. No callback runs inside the block. At most ``limit`` events are queued: past it
+    events are dropped, an ``error`` reports how many, and the client's fallback polls
+    (``poll()``) run at once, as after a reconnect, since something was lost. The events
+    are delivered also when the block raises (they happened; the exception goes on)."""
+
+    __slots__ = ("_client", "_covered", "_limit")
+
+    def __init__(self, client: FeedClient, covered: Callable[[str, tuple[Any, ...]], bool] | None,
+                 limit: int) -> None:
+        self._client = client
+        self._covered = covered
+        self._limit = limit
+
+    async def __aenter__(self) -> Hydration:
+        self._client._hydrate_enter(self._limit)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._client._hydrate_exit(self._covered)
+
+
+class Poll:
+    """A fallback poll registered with ``FeedClient.poll()``: ``fn`` runs every ``every``
+    seconds while ``run()`` runs and right after every reconnect. ``runs`` counts the
+    calls, ``cancel()`` ends it. Calls never overlap: a trigger while ``fn`` still runs
+    waits for it, then runs it once."""
+
+    def __init__(self, client: FeedClient, fn: Callable[[], Any], every: float) -> None:
+        self.fn = fn
+        self.every = every
+        self.runs = 0
+        self.cancelled = False
+        self._client = client
+        self._kick: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._client._polls.discard(self)
+        if self._task is not None:
+            self._task.cancel()
+
+    def trigger(self) -> None:
+        """Run ``fn`` as soon as possible (when ``run()`` is running)."""
+        if self._kick is not None:
+            self._kick.set()
+
+    async def _loop(self) -> None:
+        self._kick = kick = asyncio.Event()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(kick.wait(), self.every)
+                kick.clear()
+                await self._once()
+        finally:
+            self._kick = None
+
+    async def _once(self) -> None:
+        self.runs += 1
+        try:
+            r = self.fn()
+            if inspect.isawaitable(r):
+                await r
+        except Exception as e:  # a bot's bug must not kill the poll
+            self._client.callbacks.report("poll", e)
+
+
 class _Stopped(Exception):
     """Internal: stop() interrupted an attempt."""
 
@@ -445,6 +564,9 @@ class FeedClient:
         self._up = False
         self._repeats: dict[tuple[type[BaseException], str], list[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._polls: set[Poll] = set()
+        self._links = 0  # connections opened by this run()
+        self._hydrating = 0
 
     def on(self, name: str, fn: Any = None) -> Any:
         """Register a callback: ``client.on(name, fn)`` or ``@client.on(name)``."""
@@ -453,6 +575,53 @@ class FeedClient:
     @property
     def healthy(self) -> bool:
         return self.gate.healthy
+
+    def hydrating(self, *, covered: Callable[[str, tuple[Any, ...]], bool] | None = None,
+                  limit: int = 100_000) -> Hydration:
+        """The hydration gate (DESIGN §5a): ``async with client.hydrating(): await
+        load_snapshot()`` queues every event until the block ends, then delivers them in
+        order, dropping those ``covered(name, args)`` returns True for (already in the
+        snapshot). See ``Hydration``."""
+        if limit < 1:
+            raise ConfigError("hydrating(limit=...) must be >= 1")
+        return Hydration(self, covered, limit)
+
+    def poll(self, fn: Callable[[], Any], every: float = 60.0) -> Poll:
+        """The fallback poll: call ``fn`` (sync or async) every ``every`` seconds while
+        ``run()`` runs, and right after every reconnect, since events fired while the link
+        was down are lost. Its exceptions are reported through ``error``."""
+        if not every > 0 or not math.isfinite(every):
+            raise ConfigError("poll(every=...) must be a positive number of seconds")
+        p = Poll(self, fn, every)
+        self._polls.add(p)
+        if self._running:
+            p._task = asyncio.ensure_future(p._loop())
+        return p
+
+    def _hydrate_enter(self, limit: int) -> None:
+        self._hydrating += 1
+        if self._hydrating == 1:
+            self.callbacks.hold(limit)
+
+    def _hydrate_exit(self, covered: Callable[[str, tuple[Any, ...]], bool] | None) -> None:
+        self._hydrating -= 1
+        if self._hydrating:
+            return
+        events, dropped = self.callbacks.release()
+        for name, args in events:
+            if covered is not None:
+                try:
+                    if covered(name, args):
+                        continue
+                except Exception as e:
+                    self.callbacks.report("hydrating", e)
+            self.callbacks.emit(name, *args)
+        if dropped:
+            self._report(ProtocolError(
+                f"{self.FEED}: {dropped} events dropped while hydrating (over the limit of "
+                "queued events); running the fallback polls"))
+            for p in list(self._polls):
+                p.trigger()
 
     @property
     def running(self) -> bool:
@@ -476,6 +645,9 @@ class FeedClient:
         self._closed = loop.create_future()
         self._stopped = loop.create_future()
         helpers = [asyncio.ensure_future(c) for c in (self._watchdog(), *self._background())]
+        self._links = 0
+        for p in self._polls:
+            p._task = asyncio.ensure_future(p._loop())
         delays = self.policy.delays()
         try:
             while not self._stopping:
@@ -510,9 +682,12 @@ class FeedClient:
                     break
         finally:
             self._running = False
-            for h in helpers:
+            polls = [p._task for p in self._polls if p._task is not None]
+            for h in (*helpers, *polls):
                 h.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await asyncio.gather(*helpers, *polls, return_exceptions=True)
+            for p in self._polls:
+                p._task = None
             self.gate.trip("stopped")
             self._finished()
             self._closed.set_result(None)
@@ -563,6 +738,10 @@ class FeedClient:
         """The transport is open: the ``connected`` event (once per attempt)."""
         if not self._up:
             self._up = True
+            self._links += 1
+            if self._links > 1:  # a reconnect: events fired meanwhile are lost
+                for p in list(self._polls):
+                    p.trigger()
             self.callbacks.emit("connected")
 
     def _mark_established(self) -> None:

@@ -6,12 +6,14 @@ from oddswire.reference.broker import BrokerListener
 from oddswire.reference.compact import CompactDecoder, QuoteBook
 from oddswire.reference.databet import OddsTable
 from oddswire.reference.framing import ChunkedLineSplitter, RecordSplitter
+from oddswire.reference.satoriex import MarketData
 
 __all__ = [
     "BrokerListener",
     "ChunkedLineSplitter",
     "CompactDecoder",
     "GamesTable",
+    "MarketData",
     "OddsTable",
     "QuoteBook",
     "RecordSplitter",
