@@ -11,7 +11,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::errors::decode_error;
 use crate::frame_bytes;
-use crate::json::{JsonError, Number, Parser, MAX_DEPTH};
+use crate::json::{JsonError, Number, Parser, WalkError, MAX_DEPTH};
 use compact::{
     next_element, read_frame, read_marker, read_typed, BookCore, FResult, FieldType, FrameError, Schema, Slot, Typed,
 };
@@ -20,18 +20,45 @@ pub(crate) fn to_err(py: Python<'_>, e: FrameError) -> PyErr {
     decode_error(py, &format!("{} at byte {}", e.message, e.offset), Some(e.field))
 }
 
+/// A JSON-typed field as a Python object; invalid JSON is a `DecodeError` naming the field.
 fn json_value(py: Python<'_>, p: &mut Parser, depth: usize, field: usize) -> PyResult<Py<PyAny>> {
-    if depth > MAX_DEPTH {
-        return Err(to_err(py, FrameError { message: "nesting too deep".into(), field, offset: p.pos }));
+    value(py, p, depth).map_err(|e| match e {
+        ValueErr::Json(e) => to_err(py, FrameError::at(field, e)),
+        ValueErr::Py(e) => e,
+    })
+}
+
+/// Why `value` stopped: not strict JSON, or an error Python raised (passed on as it is).
+enum ValueErr {
+    Json(JsonError),
+    Py(PyErr),
+}
+
+impl From<JsonError> for ValueErr {
+    fn from(e: JsonError) -> Self {
+        ValueErr::Json(e)
     }
-    let e = |py, err: JsonError| to_err(py, FrameError::at(field, err));
+}
+
+impl From<PyErr> for ValueErr {
+    fn from(e: PyErr) -> Self {
+        ValueErr::Py(e)
+    }
+}
+
+impl WalkError for ValueErr {}
+
+fn value(py: Python<'_>, p: &mut Parser, depth: usize) -> Result<Py<PyAny>, ValueErr> {
+    if depth > MAX_DEPTH {
+        return Err(ValueErr::Json(JsonError { message: "nesting too deep".into(), offset: p.pos }));
+    }
     Ok(match p.peek() {
-        Some(b'"') => PyString::new(py, &p.string().map_err(|x| e(py, x))?).into_any().unbind(),
-        Some(b'-' | b'0'..=b'9') => match p.number().map_err(|x| e(py, x))? {
-            Number::Int(v) => v.into_pyobject(py)?.into_any().unbind(),
+        Some(b'"') => PyString::new(py, &p.string()?).into_any().unbind(),
+        Some(b'-' | b'0'..=b'9') => match p.number()? {
+            Number::Int(v) => v.into_pyobject(py).map_err(PyErr::from)?.into_any().unbind(),
             Number::Float(v) => PyFloat::new(py, v).into_any().unbind(),
             // Python refuses ints of more than sys.get_int_max_str_digits() digits (4300):
-            // a DecodeError like the twin's, never a bare ValueError.
+            // a DecodeError like the twin's, never a bare ValueErr.
             Number::BigInt(s) => py
                 .get_type::<PyInt>()
                 .call1((s,))
@@ -41,66 +68,25 @@ fn json_value(py: Python<'_>, p: &mut Parser, depth: usize, field: usize) -> PyR
                 })?
                 .unbind(),
         },
-        Some(b't' | b'f') => PyBool::new(py, p.boolean().map_err(|x| e(py, x))?).to_owned().into_any().unbind(),
+        Some(b't' | b'f') => PyBool::new(py, p.boolean()?).to_owned().into_any().unbind(),
         Some(b'n') => {
-            p.literal(b"null").map_err(|x| e(py, x))?;
+            p.literal(b"null")?;
             py.None()
         }
         Some(b'[') => {
-            p.pos += 1;
             let list = PyList::empty(py);
-            p.ws();
-            if p.peek() == Some(b']') {
-                p.pos += 1;
-            } else {
-                loop {
-                    p.ws();
-                    list.append(json_value(py, p, depth + 1, field)?)?;
-                    p.ws();
-                    match p.peek() {
-                        Some(b',') => p.pos += 1,
-                        Some(b']') => {
-                            p.pos += 1;
-                            break;
-                        }
-                        _ => return Err(e(py, JsonError { message: "expected ',' or ']'".into(), offset: p.pos })),
-                    }
-                }
-            }
+            p.elements(|p, _| -> Result<(), ValueErr> { Ok(list.append(value(py, p, depth + 1)?)?) })?;
             list.into_any().unbind()
         }
         Some(b'{') => {
-            p.pos += 1;
             let dict = PyDict::new(py);
-            p.ws();
-            if p.peek() == Some(b'}') {
-                p.pos += 1;
-            } else {
-                loop {
-                    p.ws();
-                    let key = p.string().map_err(|x| e(py, x))?;
-                    p.ws();
-                    if p.peek() != Some(b':') {
-                        return Err(e(py, JsonError { message: "expected ':'".into(), offset: p.pos }));
-                    }
-                    p.pos += 1;
-                    p.ws();
-                    let value = json_value(py, p, depth + 1, field)?;
-                    dict.set_item(PyString::new(py, &key), value)?;
-                    p.ws();
-                    match p.peek() {
-                        Some(b',') => p.pos += 1,
-                        Some(b'}') => {
-                            p.pos += 1;
-                            break;
-                        }
-                        _ => return Err(e(py, JsonError { message: "expected ',' or '}'".into(), offset: p.pos })),
-                    }
-                }
-            }
+            p.members(|p, key| -> Result<(), ValueErr> {
+                let v = value(py, p, depth + 1)?;
+                Ok(dict.set_item(PyString::new(py, key), v)?)
+            })?;
             dict.into_any().unbind()
         }
-        _ => return Err(e(py, JsonError { message: "expected a JSON value".into(), offset: p.pos })),
+        _ => return Err(ValueErr::Json(JsonError { message: "expected a JSON value".into(), offset: p.pos })),
     })
 }
 
