@@ -304,16 +304,25 @@ class SatoriexClient(WSFeedClient):
         cb = self.callbacks
         if code == PRICE:
             self.counts["prices"] += 1
-            if cb.has("price"):
-                cb.emit("price", market, *md.get(market))
+            fn = cb.direct("price")  # one plain function when one is registered
+            if fn is not None:
+                try:
+                    fn(market, *md.get(market))
+                except Exception as e:
+                    cb.report("price", e)
             if cb.has("price_update"):
                 cb.emit("price_update", orjson.loads(payload))
             return
         if code in (BOOK, CROSSED):
             self.counts["books"] += 1
-            self._resyncing.pop(market, None)
-            if cb.has("book"):
-                cb.emit("book", market, md.seq(market))
+            if self._resyncing:
+                self._resyncing.pop(market, None)
+            fn = cb.direct("book")
+            if fn is not None:
+                try:
+                    fn(market, md.seq(market))
+                except Exception as e:
+                    cb.report("book", e)
         if cb.has("orderbook"):
             cb.emit("orderbook", orjson.loads(payload))
         if code == GAP:
