@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 pub mod betcore;
 pub mod broker;
 pub mod capi;
+mod column;
 pub mod databet;
 pub mod errors;
 pub mod json;

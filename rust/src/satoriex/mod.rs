@@ -3,10 +3,11 @@
 
 pub mod market;
 
-use numpy::{Element, PyArray1, PyArray2, PyArrayMethods};
+use numpy::{PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PySlice, PyString};
+use pyo3::types::{PyDict, PyString};
 
+use crate::column::Col;
 use crate::errors::build;
 use market::{BookStatus, Layout, MarketCore, MarketError, Outcome, PriceCols, PriceStore};
 
@@ -21,49 +22,6 @@ fn market_error(py: Python<'_>, e: &MarketError) -> PyErr {
     let kw = PyDict::new(py);
     let _ = kw.set_item("field", e.field.as_deref());
     build(py, "DecodeError", &e.to_string(), Some(&kw))
-}
-
-struct Col<T: Element + Copy> {
-    arr: Py<PyArray1<T>>,
-    ptr: *mut T,
-    fill: T,
-}
-
-// SAFETY: the pointer is only used while attached to the interpreter, which owns the array.
-unsafe impl<T: Element + Copy> Send for Col<T> {}
-unsafe impl<T: Element + Copy> Sync for Col<T> {}
-
-impl<T: Element + Copy> Col<T> {
-    fn new(py: Python<'_>, n: usize, fill: T) -> Self {
-        let mut c = Col { arr: unsafe { PyArray1::<T>::new(py, 0, false) }.unbind(), ptr: std::ptr::null_mut(), fill };
-        c.resize(py, n, 0);
-        c
-    }
-
-    fn resize(&mut self, py: Python<'_>, n: usize, keep: usize) {
-        let a = unsafe { PyArray1::<T>::new(py, n, false) };
-        // SAFETY: a fresh contiguous array of n elements; the old one holds at least `keep`.
-        unsafe {
-            let dst = std::slice::from_raw_parts_mut(a.data(), n);
-            if keep > 0 {
-                dst[..keep].copy_from_slice(std::slice::from_raw_parts(self.arr.bind(py).data(), keep));
-            }
-            dst[keep..].fill(self.fill);
-        }
-        self.ptr = a.data();
-        self.arr = a.unbind();
-    }
-
-    /// SAFETY: `n` is the array's length; the slice is not kept past a resize.
-    unsafe fn slice<'a>(&self, n: usize) -> &'a mut [T] {
-        std::slice::from_raw_parts_mut(self.ptr, n)
-    }
-
-    fn view<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyAny>> {
-        let v = self.arr.bind(py).get_item(PySlice::new(py, 0, n as isize, 1))?;
-        v.getattr(pyo3::intern!(py, "flags"))?.setattr(pyo3::intern!(py, "writeable"), false)?;
-        Ok(v)
-    }
 }
 
 pub struct NumpyPrices {
