@@ -180,6 +180,16 @@ class WSSimulator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _blast_pause(self, sent: bool) -> None:
+        """Between passes of a blast loop: yield to the loop after writing, else wait (10 ms
+        at most) for a paused session to drain, so a full socket does not spin."""
+        if sent:
+            await asyncio.sleep(0)
+            return
+        self._drained.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), 0.01)
+
     def _live(self) -> bool:
         return time.monotonic() >= self._stall_until
 

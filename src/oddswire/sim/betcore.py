@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import random
 import struct
@@ -429,12 +428,7 @@ class BetcoreSimulator(WSSimulator):
                         if s.handshaken and s.subs and not s.paused:
                             self._blast(s)
                             sent = True
-                if sent:
-                    await asyncio.sleep(0)
-                else:
-                    self._drained.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._drained.wait(), 0.01)
+                await self._blast_pause(sent)
                 next_at = loop.time()
 
     def _cycle(self, gtype: int, count: int) -> list[bytes]:

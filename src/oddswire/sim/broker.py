@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
 import random
 import ssl
@@ -303,12 +302,7 @@ class BrokerSimulator(WSSimulator):
                     s.transport.underlying_transport.write(blob)
                     self.quotes_sent += per_blob
                     sent = True
-            if not sent:
-                self._drained.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained.wait(), 0.01)
-            else:
-                await asyncio.sleep(0)
+            await self._blast_pause(sent)
 
     async def _account_loop(self) -> None:
         while True:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import time
 import uuid
@@ -579,12 +578,7 @@ class Tech55Simulator(WSSimulator):
                 s.transport.underlying_transport.write(blob)
                 self.sent += len(cycle)
                 sent = True
-            if not sent:
-                self._drained.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained.wait(), 0.01)
-            else:
-                await asyncio.sleep(0)
+            await self._blast_pause(sent)
 
     def _send(self, s: Session, payload: bytes) -> None:
         if self._live():
