@@ -33,11 +33,32 @@ ctypedef int (*quote_apply_fn)(PyObject* book, const unsigned char* buf, Py_ssiz
 ctypedef int (*is_quote_book_fn)(PyObject* obj) noexcept
 
 
+# SatoriEx: what market_apply applied (rust/src/satoriex/mod.rs MarketOut). `market` is
+# borrowed (the MarketData keeps it); prices for a price update, `seq` for a book message.
+ctypedef struct MarketOut:
+    int64_t row
+    PyObject* market
+    double mid
+    double best_bid
+    double best_ask
+    int64_t ts
+    int64_t seq
+
+
+# market_apply returns 0 (another type: nothing changed, `out` untouched), 1-5 (MarketData
+# .apply's code, `out` filled) or -1 (exception set: a DecodeError, nothing changed).
+ctypedef int (*market_apply_fn)(PyObject* md, const unsigned char* buf, Py_ssize_t size,
+                                MarketOut* out) except -1
+ctypedef int (*is_market_data_fn)(PyObject* obj) noexcept
+
+
 ctypedef struct NativeApi:
     uint32_t abi_version
     uint32_t size
     quote_apply_fn quote_apply
     is_quote_book_fn is_quote_book
+    market_apply_fn market_apply
+    is_market_data_fn is_market_data
 
 
 cdef NativeApi* native_api
@@ -113,3 +134,28 @@ cdef class BrokerListener(FeedListener):
     cdef int _deliver(self, QuoteOut* q) except -1
     cdef int _flush(self) except -1
     cdef int _pend_quote(self, QuoteOut* q) except -1
+
+
+# --- SatoriEx (oddswire.satoriex) ---------------------------------------------------------
+cdef class SatoriexListener(FeedListener):
+    cdef:
+        readonly object market_data
+        PyObject* _md
+        object _on_price
+        object _on_book
+        object _on_other
+        object _on_applied
+        object _on_refused
+        object _on_report
+        object _on_established
+        dict _resyncing
+        bint _price_python
+        bint _book_python
+        bint _established
+        readonly uint64_t prices
+        readonly uint64_t books
+        readonly uint64_t slow
+
+    cdef int _reported(self, object name, object exc) except -1
+    cdef int _call0(self, object fn) except -1
+    cdef int _call2(self, object fn, object a, object b) except -1

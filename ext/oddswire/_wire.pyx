@@ -23,7 +23,7 @@ from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransp
 from oddswire.errors import DecodeError, ProtocolError
 
 cdef enum:
-    ABI_VERSION = 2
+    ABI_VERSION = 3
 
 native_api = <NativeApi*>PyCapsule_Import(b"oddswire_native._C_API", 0)
 if native_api.abi_version != ABI_VERSION or native_api.size != sizeof(NativeApi):
@@ -403,4 +403,120 @@ cdef class BrokerListener(FeedListener):
             self._slot_of_row[self._pend[i].row] = -1
         for i in range(n):
             self._deliver(&self._pend[i])
+        return 0
+
+
+# --- SatoriEx (oddswire.satoriex) ---------------------------------------------------------
+#
+# SatoriexListener applies each market-data message (price_update / orderbook) to the Rust
+# MarketData straight from picows' read buffer through the C entry point (no bytes object)
+# and, in the common case, calls the bound price(market_id, mid, best_bid, best_ask, ts) /
+# book(market_id, seq) callback with scalars. Every other type, a message MarketData
+# refuses, a gap / crossing / delta before a snapshot, a book message while a resubscribe
+# is pending, and market data someone wants as a decoded message go to the client's Python
+# path, which owns the semantics.
+
+from cpython.dict cimport PyDict_Size
+from libc.stdint cimport INT64_MIN
+
+cdef enum:
+    SX_PRICE = 1
+    SX_BOOK = 2
+
+
+cdef class SatoriexListener(FeedListener):
+    """picows listener for the SatoriEx WebSocket (see ``oddswire.satoriex``).
+
+    Each whole message is applied to ``market_data`` (a Rust ``MarketData``) from the read
+    buffer. A price update (result 1) calls ``on_price(market_id, mid, best_bid, best_ask,
+    ts)``, an applied book message (result 2) ``on_book(market_id, seq)``, both bound with
+    ``bind()`` (None: nobody listens); their exceptions go to ``on_report(name, exc)``.
+    Those are taken here unless ``bind()`` said the client wants that type's decoded message
+    (``price_python`` / ``book_python``), or, for a book message, ``resyncing`` (the
+    client's dict of pending resubscribes) is not empty, or a price update left no price
+    (its ``ts`` the column's empty marker). Then, and for the other result codes, it is
+    ``on_applied(code, payload: bytes)`` with the state already changed. A message of
+    another type goes to ``on_other(payload)``, one ``MarketData`` refuses to
+    ``on_refused(payload, exc)`` (nothing changed). ``on_established()`` runs once, at the
+    first message. Other keyword arguments are ``FeedListener``'s.
+    """
+
+    def __init__(self, market_data, *, on_other, on_applied, on_refused, on_report,
+                 on_established, dict resyncing, **kwargs):
+        if not native_api.is_market_data(<PyObject*>market_data):
+            raise TypeError("market_data must be an oddswire.satoriex.MarketData")
+        FeedListener.__init__(self, **kwargs)
+        self.market_data = market_data
+        self._md = <PyObject*>market_data
+        self._on_other = on_other
+        self._on_applied = on_applied
+        self._on_refused = on_refused
+        self._on_report = on_report
+        self._on_established = on_established
+        self._resyncing = resyncing
+        self._price_python = True
+        self._book_python = True
+
+    def bind(self, on_price, on_book, bint price_python, bint book_python):
+        """The callbacks of the fast path (None: nobody listens), and whether price updates
+        / book messages must take the Python path instead."""
+        self._on_price = on_price
+        self._on_book = on_book
+        self._price_python = price_python
+        self._book_python = book_python
+
+    # --- the hot path -----------------------------------------------------------------
+
+    cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:
+        cdef MarketOut q
+        cdef int rc
+        if not self._established:
+            self._established = True
+            self._call0(self._on_established)
+        try:
+            rc = native_api.market_apply(self._md, <const unsigned char*>data, size, &q)
+        except DecodeError as exc:
+            self.slow += 1
+            return self._call2(self._on_refused, PyBytes_FromStringAndSize(data, size), exc)
+        if rc == 0:
+            self.slow += 1
+            return self._call(self._on_other, PyBytes_FromStringAndSize(data, size))
+        if rc == SX_PRICE and not self._price_python and q.ts != INT64_MIN:
+            self.prices += 1
+            if self._on_price is not None:
+                try:
+                    self._on_price(<object>q.market, q.mid, q.best_bid, q.best_ask, q.ts)
+                except Exception as exc:
+                    self._reported(u"price", exc)
+            return 0
+        if rc == SX_BOOK and not self._book_python and PyDict_Size(self._resyncing) == 0:
+            self.books += 1
+            if self._on_book is not None:
+                try:
+                    self._on_book(<object>q.market, q.seq)
+                except Exception as exc:
+                    self._reported(u"book", exc)
+            return 0
+        self.slow += 1
+        return self._call2(self._on_applied, rc, PyBytes_FromStringAndSize(data, size))
+
+    cdef int _reported(self, object name, object exc) except -1:
+        try:
+            self._on_report(name, exc)
+        except Exception as e:
+            self._report(e)
+        return 0
+
+    cdef int _call0(self, object fn) except -1:
+        try:
+            fn()
+        except Exception as exc:
+            self._report(exc)
+        return 0
+
+    cdef int _call2(self, object fn, object a, object b) except -1:
+        try:
+            fn(a, b)
+        except Exception as exc:
+            self._report(exc)
         return 0

@@ -11,8 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
 use crate::broker::{to_err, QuoteBook, QuoteOut};
+use crate::satoriex::{market_error, MarketData, MarketOut};
 
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 #[repr(C)]
 pub struct NativeApi {
@@ -26,6 +27,14 @@ pub struct NativeApi {
         unsafe extern "C" fn(book: *mut ffi::PyObject, buf: *const u8, len: isize, out: *mut QuoteOut) -> c_int,
     /// 1 if `obj` is a `QuoteBook`, else 0.
     pub is_quote_book: unsafe extern "C" fn(obj: *mut ffi::PyObject) -> c_int,
+    /// SatoriEx: apply the message at `buf[..len]` to `md` (a `MarketData`). Returns 0 for
+    /// a message of another type (nothing changed, `out` untouched), else `apply`'s result
+    /// code (1 price, 2 book, 3 gap, 4 crossed, 5 unsynced) with `out` filled (see
+    /// `MarketOut`); -1 with a Python exception set (a `DecodeError`: nothing changed).
+    pub market_apply:
+        unsafe extern "C" fn(md: *mut ffi::PyObject, buf: *const u8, len: isize, out: *mut MarketOut) -> c_int,
+    /// 1 if `obj` is a SatoriEx `MarketData`, else 0.
+    pub is_market_data: unsafe extern "C" fn(obj: *mut ffi::PyObject) -> c_int,
 }
 
 /// # Safety
@@ -64,12 +73,48 @@ unsafe extern "C" fn is_quote_book(obj: *mut ffi::PyObject) -> c_int {
     bound.is_instance_of::<QuoteBook>() as c_int
 }
 
+/// # Safety
+/// The caller holds the GIL, `md` is a live `MarketData` (checked once with
+/// `is_market_data`), `buf` is valid for `len` bytes and `out` for one write.
+unsafe extern "C" fn market_apply(md: *mut ffi::PyObject, buf: *const u8, len: isize, out: *mut MarketOut) -> c_int {
+    let py = unsafe { Python::assume_attached() };
+    let run = || -> PyResult<c_int> {
+        let bound = unsafe { Bound::from_borrowed_ptr(py, md) };
+        let cell = unsafe { bound.cast_unchecked::<MarketData>() };
+        let mut m = cell.try_borrow_mut()?;
+        let data = unsafe { std::slice::from_raw_parts(buf, len.max(0) as usize) };
+        match m.apply_bytes(py, data, Some(unsafe { &mut *out })) {
+            Ok(code) => Ok(c_int::from(code)),
+            Err(e) => Err(market_error(py, &e)),
+        }
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => {
+            e.restore(py);
+            -1
+        }
+        Err(_) => {
+            pyo3::exceptions::PySystemError::new_err("oddswire_native: panic in market_apply").restore(py);
+            -1
+        }
+    }
+}
+
+unsafe extern "C" fn is_market_data(obj: *mut ffi::PyObject) -> c_int {
+    let py = unsafe { Python::assume_attached() };
+    let bound = unsafe { Bound::from_borrowed_ptr(py, obj) };
+    bound.is_instance_of::<MarketData>() as c_int
+}
+
 pub fn add_capsule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let api = NativeApi {
         abi_version: ABI_VERSION,
         size: std::mem::size_of::<NativeApi>() as u32,
         quote_apply,
         is_quote_book,
+        market_apply,
+        is_market_data,
     };
     let capsule = PyCapsule::new_with_value(m.py(), api, c"oddswire_native._C_API")?;
     m.add("_C_API", capsule)

@@ -6,7 +6,8 @@ from typing import Any
 
 from picows import WSFrame, WSListener, WSTransport
 
-from oddswire_native import QuoteBook
+from oddswire.errors import DecodeError
+from oddswire_native import MarketData, QuoteBook
 
 class FeedListener(WSListener):
     """The frame layer every WebSocket feed shares: whole messages out of frames
@@ -98,3 +99,37 @@ class BrokerListener(FeedListener):
     def set_on_quote(self, on_quote: Callable[..., Any] | None) -> None: ...
     def flush(self) -> None:
         """Deliver the conflated quotes still pending."""
+
+class SatoriexListener(FeedListener):
+    """Applies SatoriEx market-data messages from picows' read buffer to a ``MarketData``
+    and calls the bound ``price`` / ``book`` callbacks with scalars; everything else goes
+    to the client's Python path."""
+
+    market_data: MarketData
+    @property
+    def prices(self) -> int: ...
+    @property
+    def books(self) -> int: ...
+    @property
+    def slow(self) -> int: ...
+    def __init__(
+        self,
+        market_data: MarketData,
+        *,
+        on_other: Callable[[builtins.bytes], Any],
+        on_applied: Callable[[int, builtins.bytes], Any],
+        on_refused: Callable[[builtins.bytes, DecodeError], Any],
+        on_report: Callable[[str, BaseException], Any],
+        on_established: Callable[[], Any],
+        resyncing: dict[str, float],
+        **kwargs: Any,
+    ) -> None: ...
+    def bind(
+        self,
+        on_price: Callable[..., Any] | None,
+        on_book: Callable[..., Any] | None,
+        price_python: bool,
+        book_python: bool,
+    ) -> None:
+        """The callbacks of the fast path (None: nobody listens), and whether price updates
+        / book messages must take the Python path instead."""

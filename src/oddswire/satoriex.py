@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from oddswire._wire import FeedListener
+from oddswire._wire import FeedListener, SatoriexListener
 from oddswire._ws import TokenSource, WSFeedClient, resolve_token
 from oddswire.client import ReconnectPolicy
 from oddswire.errors import ConfigError, DecodeError, ProtocolError
@@ -202,16 +202,35 @@ class SatoriexClient(WSFeedClient):
             self._price_type, self._book_type}
         self._markets: set[str] = {_market(m) for m in markets}
         self._marketdata: set[str] = {_market(m) for m in marketdata}
+        # market -> when it was last resubscribed; the compiled listener watches this very
+        # dict (a book message takes the Python path while it is not empty): never rebind it
         self._resyncing: dict[str, float] = {}
         self._layout_reported: set[tuple[str, Any]] = set()
         self._unknown_seen: set[str] = set()
         self._apply = self.market_data.apply
         self._seen = 0
         self._last_rx = 0.0
-        self.counts = {"prices": 0, "books": 0, "gaps": 0, "crossed": 0, "resyncs": 0,
-                       "off_layout": 0, "unknown": 0}
+        self._fast: SatoriexListener | None = None
+        # stats(): these plus the compiled listener's prices / books (its fast path)
+        self._counts = {"prices": 0, "books": 0, "gaps": 0, "crossed": 0, "resyncs": 0,
+                        "off_layout": 0, "unknown": 0}
+
+    #: False: frames go through the pure-Python path (``FeedListener`` + ``_on_frame``), the
+    #: reference the compiled ``SatoriexListener`` is held equal to. A ``market_data`` that
+    #: is not the Rust ``MarketData`` (the twin) always takes it.
+    compiled: bool = True
 
     # --- public API ----------------------------------------------------------------------
+
+    def on(self, name: str, fn: Any = None) -> Any:
+        if fn is None:  # @client.on(name)
+            def register(f: Any) -> Any:
+                self.on(name, f)
+                return f
+            return register
+        super().on(name, fn)
+        self._bind()
+        return fn
 
     @property
     def prices(self) -> Any:
@@ -260,16 +279,27 @@ class SatoriexClient(WSFeedClient):
 
     def _extra_stats(self) -> dict[str, Any]:
         out = super()._extra_stats()
-        out.update(self.counts, markets=len(self.market_data),
+        counts = dict(self._counts)
+        if self._fast is not None:
+            counts["prices"] += self._fast.prices
+            counts["books"] += self._fast.books
+        out.update(counts, markets=len(self.market_data),
                    ignored_deltas=self.market_data.ignored)
         return out
+
+    def _hydrate_enter(self, limit: int) -> None:
+        super()._hydrate_enter(limit)
+        self._bind()  # direct() queues while hydrating
+
+    def _hydrate_exit(self, covered: Any) -> None:
+        super()._hydrate_exit(covered)
+        self._bind()
 
     # --- one connection ------------------------------------------------------------------
 
     async def _attempt(self) -> None:
         token = await resolve_token(self._token, "token")
-        listener = FeedListener(on_message=self._on_frame, on_sample=self._on_sample,
-                                sample_every=self.sample_every, **self._listener_options())
+        listener = self._make_listener()
         transport = None
         try:
             transport = await self._ws_connect(listener, _with_query(self.url, token=token))
@@ -284,11 +314,45 @@ class SatoriexClient(WSFeedClient):
             self.gate.touch()
             await self._ws_wait(transport)
         finally:
+            self._drop_listener(listener)
             self._ws_release(listener, transport)
+
+    def _make_listener(self) -> FeedListener:
+        """The compiled ``SatoriexListener`` (Rust ``MarketData``, ``compiled``), else a
+        ``FeedListener`` handing every message to ``_on_frame``."""
+        options = dict(on_sample=self._on_sample, sample_every=self.sample_every,
+                       **self._listener_options())
+        if not (self.compiled and isinstance(self.market_data, MarketData)):
+            self._fast = None
+            return FeedListener(on_message=self._on_frame, **options)
+        listener = SatoriexListener(
+            self.market_data, on_other=self._dispatch, on_applied=self._on_applied,
+            on_refused=self._off_layout, on_report=self.callbacks.report,
+            on_established=self._mark_established, resyncing=self._resyncing, **options)
+        self._fast = listener
+        self._bind()
+        return listener
+
+    def _bind(self) -> None:
+        """Hand the compiled listener what ``direct()`` says now (after ``on``, and when
+        the hydration gate holds or releases events)."""
+        if self._fast is not None:
+            cb = self.callbacks
+            self._fast.bind(cb.direct("price"), cb.direct("book"), cb.has("price_update"),
+                            cb.has("orderbook"))
+
+    def _drop_listener(self, listener: FeedListener) -> None:
+        if isinstance(listener, SatoriexListener):
+            self._counts["prices"] += listener.prices
+            self._counts["books"] += listener.books
+        if self._fast is listener:
+            self._fast = None
 
     # --- messages ------------------------------------------------------------------------
 
     def _on_frame(self, payload: bytes) -> None:
+        """One message, all in Python (the reference path; ``SatoriexListener`` does the
+        same with the common market-data cases in C)."""
         if self._established_at is None:
             self._mark_established()
         try:
@@ -299,11 +363,15 @@ class SatoriexClient(WSFeedClient):
         if code is None:
             self._dispatch(payload)
             return
+        self._on_applied(code, payload)
+
+    def _on_applied(self, code: int, payload: bytes) -> None:
+        """A market-data message ``market_data`` applied with result ``code``."""
         md = self.market_data
         market: str = md.last_market
         cb = self.callbacks
         if code == PRICE:
-            self.counts["prices"] += 1
+            self._counts["prices"] += 1
             fn = cb.direct("price")  # one plain function when one is registered
             if fn is not None:
                 try:
@@ -314,7 +382,7 @@ class SatoriexClient(WSFeedClient):
                 cb.emit("price_update", orjson.loads(payload))
             return
         if code in (BOOK, CROSSED):
-            self.counts["books"] += 1
+            self._counts["books"] += 1
             if self._resyncing:
                 self._resyncing.pop(market, None)
             fn = cb.direct("book")
@@ -326,13 +394,13 @@ class SatoriexClient(WSFeedClient):
         if cb.has("orderbook"):
             cb.emit("orderbook", orjson.loads(payload))
         if code == GAP:
-            self.counts["gaps"] += 1
+            self._counts["gaps"] += 1
             self.stats_counters.gaps += 1
             expected, got = md.gap
             cb.emit("gap", market, expected, got)
             self._resync(market, f"seq gap: expected {expected}, got {got}")
         elif code == CROSSED:
-            self.counts["crossed"] += 1
+            self._counts["crossed"] += 1
             book = md.bids(market)[:1], md.asks(market)[:1]
             self._error(ProtocolError(
                 f"SatoriEx: the book of {market!r} is crossed (best bid "
@@ -353,7 +421,7 @@ class SatoriexClient(WSFeedClient):
         if type(kind) is str and kind in self._known:
             self.callbacks.emit(kind, msg)
             return
-        self.counts["unknown"] += 1
+        self._counts["unknown"] += 1
         if type(kind) is not str:
             self._error(ProtocolError(
                 f"SatoriEx: a message without a string {self._type_key!r} (delivered to "
@@ -371,7 +439,7 @@ class SatoriexClient(WSFeedClient):
         except orjson.JSONDecodeError:
             self._error(DecodeError(f"SatoriEx: a message is not valid JSON: {exc}"))
             return
-        self.counts["off_layout"] += 1
+        self._counts["off_layout"] += 1
         kind = msg.get(self._type_key) if type(msg) is dict else None
         key = (str(kind), exc.field)
         if key not in self._layout_reported:
@@ -398,7 +466,7 @@ class SatoriexClient(WSFeedClient):
         if last is not None and now - last < self.resync_interval:
             return
         self._resyncing[market] = now
-        self.counts["resyncs"] += 1
+        self._counts["resyncs"] += 1
         self.stats_counters.resyncs += 1
         self._send({"type": "subscribe_marketdata", "market_id": market})
         self.callbacks.emit("resync", market, reason)

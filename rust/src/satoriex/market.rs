@@ -456,6 +456,12 @@ impl<S: PriceStore> MarketCore<S> {
         Some((c.mid[r], c.best_bid[r], c.best_ask[r], c.ts[r]))
     }
 
+    /// `(mid, best_bid, best_ask, ts)` at a row, as stored (ts the minimum i64 before a price).
+    pub fn price_at(&mut self, row: usize) -> (f64, f64, f64, i64) {
+        let c = self.store.cols();
+        (c.mid[row], c.best_bid[row], c.best_ask[row], c.ts[row])
+    }
+
     /// The book waits for a snapshot (after a reconnect, or a resubscribe asked for one).
     pub fn desync(&mut self, market: &str) {
         if let Some(r) = self.row(market) {
@@ -501,8 +507,7 @@ impl<S: PriceStore> MarketCore<S> {
         r as u32
     }
 
-    fn field(&self, key: &str) -> Field {
-        let l = &self.layout;
+    fn field(l: &Layout, key: &str) -> Field {
         if key == l.type_key {
             Field::Type
         } else if key == l.market {
@@ -530,14 +535,11 @@ impl<S: PriceStore> MarketCore<S> {
 
     /// Parse one message into the scratch buffers; Ok(false) for another type.
     fn parse(&mut self, buf: &[u8]) -> Result<bool, MarketError> {
-        let mut s = std::mem::take(&mut self.scratch);
-        s.reset();
-        let r = self.parse_into(buf, &mut s);
-        self.scratch = s;
-        r
+        self.scratch.reset();
+        Self::parse_into(&self.layout, buf, &mut self.scratch)
     }
 
-    fn parse_into(&self, buf: &[u8], s: &mut Scratch) -> Result<bool, MarketError> {
+    fn parse_into(layout: &Layout, buf: &[u8], s: &mut Scratch) -> Result<bool, MarketError> {
         let mut p = Parser::new(buf);
         p.ws();
         if p.peek() != Some(b'{') {
@@ -570,15 +572,15 @@ impl<S: PriceStore> MarketCore<S> {
                 p.pos += 1;
                 p.ws();
                 let start = p.pos;
-                let field = self.field(&key);
+                let field = Self::field(layout, &key);
                 let bad: Option<Bad> = match field {
                     Field::Type => {
                         if p.peek() == Some(b'"') {
                             let t = p.string()?;
                             typed = true;
-                            s.kind = if *t == *self.layout.price_type {
+                            s.kind = if *t == *layout.price_type {
                                 Some(Kind::Price)
-                            } else if *t == *self.layout.book_type {
+                            } else if *t == *layout.book_type {
                                 Some(Kind::Book)
                             } else {
                                 None
@@ -627,15 +629,15 @@ impl<S: PriceStore> MarketCore<S> {
                     p.pos = start;
                     p.skip_value(1)?;
                     let name = match field {
-                        Field::Market => &self.layout.market,
-                        Field::Mid => &self.layout.mid,
-                        Field::BestBid => &self.layout.best_bid,
-                        Field::BestAsk => &self.layout.best_ask,
-                        Field::Ts => &self.layout.ts,
-                        Field::Seq => &self.layout.seq,
-                        Field::Snapshot => &self.layout.snapshot,
-                        Field::Bids => &self.layout.bids,
-                        _ => &self.layout.asks,
+                        Field::Market => &layout.market,
+                        Field::Mid => &layout.mid,
+                        Field::BestBid => &layout.best_bid,
+                        Field::BestAsk => &layout.best_ask,
+                        Field::Ts => &layout.ts,
+                        Field::Seq => &layout.seq,
+                        Field::Snapshot => &layout.snapshot,
+                        Field::Bids => &layout.bids,
+                        _ => &layout.asks,
                     };
                     let e = MarketError { message: message.into(), offset, field: Some(name.clone()) };
                     let slot = match field {
@@ -676,15 +678,15 @@ impl<S: PriceStore> MarketCore<S> {
             return Err(e);
         }
         if !s.has_market {
-            return Err(missing(&self.layout.market));
+            return Err(missing(&layout.market));
         }
         match kind {
             Kind::Price => {
                 for (have, name) in [
-                    (s.mid.is_some(), &self.layout.mid),
-                    (s.best_bid.is_some(), &self.layout.best_bid),
-                    (s.best_ask.is_some(), &self.layout.best_ask),
-                    (s.ts.is_some(), &self.layout.ts),
+                    (s.mid.is_some(), &layout.mid),
+                    (s.best_bid.is_some(), &layout.best_bid),
+                    (s.best_ask.is_some(), &layout.best_ask),
+                    (s.ts.is_some(), &layout.ts),
                 ] {
                     if !have {
                         return Err(missing(name));
@@ -693,7 +695,7 @@ impl<S: PriceStore> MarketCore<S> {
             }
             Kind::Book => {
                 if s.seq.is_none() {
-                    return Err(missing(&self.layout.seq));
+                    return Err(missing(&layout.seq));
                 }
             }
         }
@@ -797,6 +799,7 @@ mod tests {
         let m = br#"{"type":"price_update","market_id":"mkt_a","mid":0.5,"best_bid":0.49,"best_ask":0.51,"ts":1700000000000}"#;
         assert_eq!(c.apply(m).unwrap(), Outcome::Price { row: 0 });
         assert_eq!(c.price("mkt_a"), Some((0.5, 0.49, 0.51, 1700000000000)));
+        assert_eq!(c.price_at(0), (0.5, 0.49, 0.51, 1700000000000));
         let n = br#"{"ts":5,"best_ask":null,"best_bid":1,"mid":1,"market_id":"mkt_a","type":"price_update"}"#;
         c.apply(n).unwrap();
         let (mid, b, a, ts) = c.price("mkt_a").unwrap();

@@ -18,10 +18,25 @@ pub const GAP: u8 = 3;
 pub const CROSSED: u8 = 4;
 pub const UNSYNCED: u8 = 5;
 
-fn market_error(py: Python<'_>, e: &MarketError) -> PyErr {
+pub(crate) fn market_error(py: Python<'_>, e: &MarketError) -> PyErr {
     let kw = PyDict::new(py);
     let _ = kw.set_item("field", e.field.as_deref());
     build(py, "DecodeError", &e.to_string(), Some(&kw))
+}
+
+/// A market-data message as applied: what the C API (`crate::capi`) hands to the Cython
+/// listener. `market` is borrowed: `MarketData` keeps its market id strings for its whole
+/// life. Price fields are set for `PRICE`, `seq` for the book codes (the `got` of a gap).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct MarketOut {
+    pub row: i64,
+    pub market: *mut pyo3::ffi::PyObject,
+    pub mid: f64,
+    pub best_bid: f64,
+    pub best_ask: f64,
+    pub ts: i64,
+    pub seq: i64,
 }
 
 pub struct NumpyPrices {
@@ -159,24 +174,9 @@ impl MarketData {
     /// (invalid JSON: `field` None; a layout mismatch: `field` names it) changes nothing.
     fn apply(&mut self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<Option<u8>> {
         let buf = crate::frame_bytes(frame)?;
-        match self.core.apply(buf) {
-            Ok(Outcome::Other) => Ok(None),
-            Ok(Outcome::Price { row }) => {
-                self.seen(py, row);
-                Ok(Some(PRICE))
-            }
-            Ok(Outcome::Book { row, status }) => {
-                self.seen(py, row);
-                Ok(Some(match status {
-                    BookStatus::Applied => BOOK,
-                    BookStatus::Gap { expected, got } => {
-                        self.gap = (expected, got);
-                        GAP
-                    }
-                    BookStatus::Crossed => CROSSED,
-                    BookStatus::Unsynced => UNSYNCED,
-                }))
-            }
+        match self.apply_bytes(py, buf, None) {
+            Ok(0) => Ok(None),
+            Ok(code) => Ok(Some(code)),
             Err(e) => Err(market_error(py, &e)),
         }
     }
@@ -321,6 +321,41 @@ impl MarketData {
 }
 
 impl MarketData {
+    /// `apply` on bytes: 0 for another type, else the result code (and, with `out`, what
+    /// was applied; see `MarketOut`). Atomic, like `apply`.
+    pub fn apply_bytes(&mut self, py: Python<'_>, buf: &[u8], out: Option<&mut MarketOut>) -> Result<u8, MarketError> {
+        let (row, code) = match self.core.apply(buf)? {
+            Outcome::Other => return Ok(0),
+            Outcome::Price { row } => (row, PRICE),
+            Outcome::Book { row, status } => (
+                row,
+                match status {
+                    BookStatus::Applied => BOOK,
+                    BookStatus::Gap { expected, got } => {
+                        self.gap = (expected, got);
+                        GAP
+                    }
+                    BookStatus::Crossed => CROSSED,
+                    BookStatus::Unsynced => UNSYNCED,
+                },
+            ),
+        };
+        self.seen(py, row);
+        if let Some(o) = out {
+            let r = row as usize;
+            o.row = i64::from(row);
+            o.market = self.ids[r].as_ptr();
+            if code == PRICE {
+                (o.mid, o.best_bid, o.best_ask, o.ts) = self.core.price_at(r);
+            } else if code == GAP {
+                o.seq = self.gap.1;
+            } else {
+                o.seq = self.core.books[r].seq.unwrap_or(i64::MIN);
+            }
+        }
+        Ok(code)
+    }
+
     #[inline]
     fn seen(&mut self, py: Python<'_>, row: u32) {
         let r = row as usize;
