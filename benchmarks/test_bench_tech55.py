@@ -9,9 +9,11 @@ as the socket drains; every library logs in and hands N messages to the same cal
 which keeps the last (seq, id, price) per channel; they must agree after exactly N.
 Latency: a paced server stamps ``time.perf_counter_ns()`` into ``ts``.
 
-Libraries: oddswire ``Tech55Client`` (typed msgspec payloads, seq gap engine, stats);
-picows + ``orjson.loads`` dicts + Python dispatch (the best peer); the spec's own loop,
-``websockets`` + ``json.loads``; picows counting frames without decoding (the ceiling).
+Libraries: oddswire ``Tech55Client`` (typed msgspec payloads, seq gap engine, stats; the
+compiled ``Tech55Listener`` frame path, and as the twin the same client on its pure-Python
+frame path, ``compiled = False``); picows + ``orjson.loads`` dicts + Python dispatch (the
+best peer); the spec's own loop, ``websockets`` + ``json.loads``; picows counting frames
+without decoding (the ceiling).
 """
 
 from __future__ import annotations
@@ -89,8 +91,9 @@ class Counter:
         self.on_message = on_message
 
 
-async def oddswire_client(url: str, cb: Counter) -> None:
+async def oddswire_client(url: str, cb: Counter, compiled: bool = True) -> None:
     client = Tech55Client(url, api_key=KEY, channels=CHANNELS)
+    client.compiled = compiled
     on = cb.on_message
 
     def on_order(event: str, p: Any, seq: int, ts: int) -> None:
@@ -110,6 +113,10 @@ async def oddswire_client(url: str, cb: Counter) -> None:
     await client.stop()
     await task
     assert stats["gaps"] == 0 and stats["duplicates"] == 0
+
+
+async def oddswire_python_path(url: str, cb: Counter) -> None:
+    await oddswire_client(url, cb, compiled=False)
 
 
 def _dispatch(cb: Counter) -> Any:
@@ -182,6 +189,7 @@ LIBRARIES = [
     ("picows + orjson.loads dicts", "peer", picows_orjson),
     ("websockets + json.loads (the spec's loop)", "peer", websockets_json),
     ("picows, frames counted, not decoded", "ceiling", picows_count_only),
+    ("oddswire Tech55Client, Python frame path (twin)", "twin", oddswire_python_path),
 ]
 
 

@@ -11,7 +11,12 @@ in :class:`BetslipTable` (numpy columns).
 Hot path: each frame is decoded once, by msgspec, straight from the frame bytes into a
 tagged union of per-channel message Structs (the tag is ``channel``), so the payload of a
 documented channel becomes its typed Struct (:class:`Order`, :class:`Bet`,
-:class:`Balance`, :class:`Emergency`, :class:`Betslip`) with no intermediate dict.
+:class:`Balance`, :class:`Emergency`, :class:`Betslip`) with no intermediate dict. The
+compiled listener (``oddswire._wire.Tech55Listener``) runs the in-order common case in C:
+decode, ``seq == last + 1``, the one plain callback of the channel; everything else goes
+through the client's Python path. The payload types refuse unknown fields, so a payload
+with fields its schema does not know also takes the slow path (and keeps them in
+``extra``), and the common case attaches nothing to the payload.
 Anything that does not fit (another message type, an unknown channel, a payload off its
 schema) takes the slow path: plain JSON values, delivered, never dropped.
 
@@ -47,14 +52,14 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, Literal, NamedTuple, Union
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-from oddswire._wire import FeedListener
+from oddswire._wire import FeedListener, Tech55Listener
 from oddswire._ws import WSFeedClient, redact
 from oddswire.client import ReconnectPolicy, SequenceTracker
 from oddswire.errors import (
@@ -112,11 +117,19 @@ EVENTS = frozenset({
 
 # --- typed payloads ------------------------------------------------------------------------
 
-class Payload(msgspec.Struct, rename="camel", kw_only=True, dict=True, repr_omit_defaults=True):
+class Payload(msgspec.Struct, rename="camel", kw_only=True, dict=True, repr_omit_defaults=True,
+              forbid_unknown_fields=True):
     """Base of the typed payloads: attributes are the wire names in snake_case
     (``orderId`` -> ``order_id``); optional fields missing on the wire are None.
     ``extra`` holds the fields the schema does not know (decoded on first access),
-    ``raw`` the payload's JSON bytes."""
+    ``raw`` the payload's JSON: the bytes off the wire when it had such fields, else
+    encoded again from the attributes (the same values; an absent optional field reads
+    null).
+
+    The types refuse unknown fields (``forbid_unknown_fields``): that is how the client
+    knows, at no cost, that a payload has none. ``Tech55Client`` decodes such a payload
+    on its slow path and keeps them in ``extra``; decoding one yourself with
+    ``msgspec.json.decode(..., type=Order)`` raises ``msgspec.ValidationError``."""
 
     @property
     def raw(self) -> bytes:
@@ -129,6 +142,8 @@ class Payload(msgspec.Struct, rename="camel", kw_only=True, dict=True, repr_omit
     def extra(self) -> dict[str, Any]:
         cached: dict[str, Any] | None = self.__dict__.get("_extra")
         if cached is None:
+            if "_frame" not in self.__dict__:
+                return {}  # decoded by a type that refuses unknown fields: there are none
             known = set(self.__struct_encode_fields__)
             values = msgspec.json.decode(self.raw)
             cached = ({k: v for k, v in values.items() if k not in known}
@@ -264,19 +279,64 @@ _ENVELOPE = msgspec.json.Decoder(_Envelope)
 
 
 def _message_type(channel: str, payload: Any) -> Any:
+    # ``type`` is a Literal: another message type fails the fast decode (the slow path
+    # takes it) and "data" is not a new string per message. gc=False: a message holds
+    # strings, numbers and its payload, never a cycle, and lives for one callback.
     return msgspec.defstruct(
         f"_{channel.capitalize()}Message",
-        [("type", str), ("event", str | None, None), ("payload", payload, None),
+        [("type", Literal["data"]), ("event", str | None, None), ("payload", payload, None),
          ("ts", int | None, None), ("seq", int | None, None),
          ("requireAck", bool, False)],
-        tag_field="channel", tag=channel)
+        tag_field="channel", tag=channel, gc=False)
 
 
 _MESSAGE_TYPES = [_message_type(c, SCHEMAS.get(c, Any)) for c in CHANNELS]
 #: One pass over the frame: the channel picks the message Struct, the payload its schema.
 _DATA = msgspec.json.Decoder(Union[tuple(_MESSAGE_TYPES)])  # noqa: UP007
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
 _CHANNEL_OF: dict[type, str] = {t: c for t, c in zip(_MESSAGE_TYPES, CHANNELS, strict=True)}
-_PAYLOAD_DECODERS = {c: msgspec.json.Decoder(t) for c, t in SCHEMAS.items()}
+
+
+class _LenientOrder(Order, forbid_unknown_fields=False):
+    pass
+
+
+class _LenientBet(Bet, forbid_unknown_fields=False):
+    pass
+
+
+class _LenientBalance(Balance, forbid_unknown_fields=False):
+    pass
+
+
+class _LenientEmergency(Emergency, forbid_unknown_fields=False):
+    pass
+
+
+class _LenientBetslipOdds(BetslipOdds, forbid_unknown_fields=False):
+    pass
+
+
+class _LenientBetslip(Betslip, forbid_unknown_fields=False):
+    odds: dict[str, dict[str, _LenientBetslipOdds]]  # type: ignore[assignment]  # nested too
+
+
+#: The slow path's decoders: the same schemas, unknown fields ignored; the result is
+#: converted to the public type (``msgspec.convert(..., from_attributes=True)``).
+_LENIENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "orders": msgspec.json.Decoder(_LenientOrder),
+    "bets": msgspec.json.Decoder(_LenientBet),
+    "settlements": msgspec.json.Decoder(_LenientBet),
+    "balance": msgspec.json.Decoder(_LenientBalance),
+    "emergency": msgspec.json.Decoder(_LenientEmergency),
+    "betslip": msgspec.json.Decoder(_LenientBetslip),
+}
+assert _LENIENT_DECODERS.keys() == SCHEMAS.keys()
+
+#: How the compiled listener calls a channel's callbacks (``Tech55Listener`` route modes).
+_ROUTE_PYTHON, _ROUTE_DIRECT, _ROUTE_NONE = 0, 1, 2
+#: Channels whose payloads update client state first: always the Python path.
+_STATE_CHANNELS = frozenset({"betslip", "emergency"})
 
 
 def ack_single(seq: int) -> bytes:
@@ -286,7 +346,10 @@ def ack_single(seq: int) -> bytes:
 
 def ack_batch(seqs: Sequence[int]) -> bytes:
     """The assumed batch ack: ``{"type":"ack","seqs":[...]}``."""
-    return b'{"type":"ack","seqs":[%s]}' % b",".join(b"%d" % s for s in seqs)
+    try:  # orjson writes a list of ints ~10x faster than joining "%d"s
+        return b'{"type":"ack","seqs":%s}' % orjson.dumps(seqs)
+    except (orjson.JSONEncodeError, TypeError):  # past 64 bits, or not a list / tuple
+        return b'{"type":"ack","seqs":[%s]}' % b",".join(b"%d" % s for s in seqs)
 
 
 PING = b'{"type":"ping"}'
@@ -631,8 +694,8 @@ class Tech55Client(WSFeedClient):
         self.pongs = 0
         self.late = 0
         self._missing: list[list[int]] = []  # [lo, hi) ranges reported as gaps
-        self._fns: dict[str, tuple[Callable[..., Any], ...] | None] = {}
-        self._direct: dict[str, Callable[..., Any]] = {}
+        # channel -> (route mode, the one plain callback or None); see _route_of.
+        self._routes: dict[str, tuple[int, Callable[..., Any] | None]] = {}
         self._delivered = 0
         self._login: asyncio.Future[Session] | None = None
         self._logged_in = False
@@ -652,10 +715,22 @@ class Tech55Client(WSFeedClient):
         return (f"<Tech55Client {self.where} channels={list(self.channels)} "
                 f"healthy={self.healthy} halted={self.halted}>")
 
+    #: False: frames go through the pure-Python path (``FeedListener`` + ``_on_frame``),
+    #: the reference the compiled ``Tech55Listener`` is held equal to.
+    compiled: bool = True
+
     def on(self, name: str, fn: Any = None) -> Any:
         registered = super().on(name, fn)
-        self._fns.clear()
+        self._invalidate_routes()
         return registered
+
+    def _hydrate_enter(self, limit: int) -> None:
+        super()._hydrate_enter(limit)
+        self._invalidate_routes()  # direct() queues while hydrating
+
+    def _hydrate_exit(self, covered: Callable[[str, tuple[Any, ...]], bool] | None) -> None:
+        super()._hydrate_exit(covered)
+        self._invalidate_routes()
 
     @property
     def logged_in(self) -> bool:
@@ -692,8 +767,7 @@ class Tech55Client(WSFeedClient):
         self._epoch += 1
         self._batch.clear()
         self._unacked = len(self._inflight)
-        listener = FeedListener(on_message=self._on_frame, on_sample=self._on_sample,
-                                sample_every=self.sample_every, **self._listener_options())
+        listener = self._make_listener()
         transport = None
         try:
             transport = await self._ws_connect(listener, self.url)
@@ -709,9 +783,30 @@ class Tech55Client(WSFeedClient):
                     f"55-tech: no login answer within {self.login_timeout:g}s") from None
             await self._ws_wait(transport)
         finally:
-            self._logged_in = False
+            self._set_logged_in(False, listener)
             self._cancel_flush()
             self._ws_release(listener, transport)
+
+    def _make_listener(self) -> FeedListener:
+        """This connection's listener: the compiled ``Tech55Listener``, or with
+        ``compiled = False`` a plain ``FeedListener`` calling ``_on_frame``."""
+        options = dict(on_sample=self._on_sample, sample_every=self.sample_every,
+                       **self._listener_options())
+        if not self.compiled:
+            return FeedListener(on_message=self._on_frame, **options)
+        return Tech55Listener(
+            decode=_DATA.decode, decode_errors=_DECODE_ERRORS, route=self._route_of_type,
+            on_data=self._deliver, on_slow=self._slow_path, on_returned=self._returned,
+            on_ack=self._ack, on_report=self.callbacks.report,
+            on_established=self._mark_established, on_ts=self._record_ts,
+            sequence=self.sequence, gate=self.gate, reliable=self.reliable,
+            ts_sample_every=64, **options)
+
+    def _set_logged_in(self, value: bool, listener: Any = None) -> None:
+        self._logged_in = value
+        listener = self._listener if listener is None else listener
+        if isinstance(listener, Tech55Listener):
+            listener.logged_in = value
 
     def _on_link_lost(self, reason: str) -> None:
         fut = self._login
@@ -730,19 +825,22 @@ class Tech55Client(WSFeedClient):
     # --- frames --------------------------------------------------------------------------
 
     def _on_frame(self, frame: bytes) -> None:
-        try:
-            msg = _DATA.decode(frame)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        """One whole message, pure Python (``compiled = False``): what ``Tech55Listener``
+        does in C, the in-order case included."""
+        if not self._logged_in:
             self._slow_path(frame)
             return
-        if msg.type != "data" or not self._logged_in:
+        try:
+            msg = _DATA.decode(frame)
+        except _DECODE_ERRORS:
             self._slow_path(frame)
             return
         self._deliver(_CHANNEL_OF[type(msg)], msg.event, msg.payload, msg.seq, msg.ts,
-                      msg.requireAck, frame)
+                      msg.requireAck)
 
     def _deliver(self, channel: str, event: Any, payload: Any, seq: Any, ts: Any,
-                 require_ack: bool, frame: bytes | None) -> None:
+                 require_ack: bool) -> None:
+        """One data message of a known channel: seq, state, callbacks, ack."""
         if self._established_at is None:
             self._mark_established()
         if seq is not None:
@@ -765,29 +863,25 @@ class Tech55Client(WSFeedClient):
                     self.late += 1
         self._delivered += 1
         if not self._delivered & 63 and type(ts) is int:
-            self.stats_counters.server_to_receive.record(max(time.time_ns() - ts * 1_000_000, 1))
-        if isinstance(payload, Payload):
-            if frame is not None:
-                payload.__dict__["_frame"] = frame
-            if channel == "betslip":
-                self._apply_betslip(payload, ts)  # type: ignore[arg-type]
-            elif channel == "emergency":
-                self._apply_emergency(payload)  # type: ignore[arg-type]
+            self._record_ts(ts)
+        if channel == "betslip":
+            if isinstance(payload, Betslip):
+                self._apply_betslip(payload, ts)
+        elif channel == "emergency" and isinstance(payload, Emergency):
+            self._apply_emergency(payload)
         if not self.gate.healthy:  # only the first message after a drop raises it
             self.gate.touch()
-        fns = self._fns.get(channel, _MISSING)
-        if fns is _MISSING:
-            fns = self._fns[channel] = self._fast(channel)
+        mode, fn = self._route_of(channel)
         tasks = None
-        if fns is None:  # one plain function: call it inline
-            fn = self._direct[channel]
+        if mode == _ROUTE_DIRECT:
+            assert fn is not None
             try:
                 r = fn(event, payload, seq, ts)
                 if r is not None and inspect.isawaitable(r):
                     tasks = [self.callbacks.spawn(channel, r)]
             except Exception as e:
                 self.callbacks.report(channel, e)
-        elif fns:
+        elif mode == _ROUTE_PYTHON:
             tasks = self.callbacks.emit(channel, event, payload, seq, ts)
         if require_ack and self.reliable and seq is not None:
             if tasks:
@@ -795,14 +889,51 @@ class Tech55Client(WSFeedClient):
             else:
                 self._ack(seq)
 
-    def _fast(self, channel: str) -> tuple[Callable[..., Any], ...] | None:
-        """None when exactly one plain function listens (called inline), else the
-        listeners (through ``emit``)."""
-        fns = self.callbacks.listeners(channel)
-        if len(fns) == 1 and not inspect.iscoroutinefunction(fns[0]):
-            self._direct[channel] = fns[0]
-            return None
-        return fns
+    def _returned(self, channel: str, value: Any, seq: int | None) -> None:
+        """The compiled listener's direct callback returned ``value`` (not None): run it
+        as a task when awaitable; ack ``seq`` (None: no ack owed) after it."""
+        tasks = None
+        if inspect.isawaitable(value):
+            tasks = [self.callbacks.spawn(channel, value)]
+        if seq is not None:
+            if tasks:
+                self._ack_after(seq, tasks)
+            else:
+                self._ack(seq)
+
+    def _record_ts(self, ts: int) -> None:
+        self.stats_counters.server_to_receive.record(max(time.time_ns() - ts * 1_000_000, 1))
+
+    def _route_of(self, channel: str) -> tuple[int, Callable[..., Any] | None]:
+        """How to call ``channel``'s callbacks: (``_ROUTE_DIRECT``, fn) for one plain
+        function, (``_ROUTE_NONE``, None) when nobody listens, else (``_ROUTE_PYTHON``,
+        None): ``emit`` (fan-out, coroutine functions, a hydration hold). Cached until the
+        callbacks change (``on``, a hydration starts or ends)."""
+        route = self._routes.get(channel)
+        if route is None:
+            target = self.callbacks.direct(channel)
+            fns = self.callbacks.listeners(channel)
+            if target is None:
+                route = (_ROUTE_NONE, None)
+            elif len(fns) == 1 and target is fns[0]:
+                route = (_ROUTE_DIRECT, target)
+            else:
+                route = (_ROUTE_PYTHON, None)
+            self._routes[channel] = route
+        return route
+
+    def _route_of_type(self, message_type: type) -> tuple[str, int, Callable[..., Any] | None]:
+        """The compiled listener's route for a message Struct type: (channel, mode, fn);
+        the state channels (betslip, emergency) always take the Python path."""
+        channel = _CHANNEL_OF[message_type]
+        if channel in _STATE_CHANNELS:
+            return channel, _ROUTE_PYTHON, None
+        return (channel, *self._route_of(channel))
+
+    def _invalidate_routes(self) -> None:
+        self._routes.clear()
+        if isinstance(self._listener, Tech55Listener):
+            self._listener.invalidate()
 
     def _fills_gap(self, seq: int) -> bool:
         for i, r in enumerate(self._missing):
@@ -865,21 +996,21 @@ class Tech55Client(WSFeedClient):
             self._deliver_unknown(msg, seq, require_ack)
             return
         payload = msg.get("payload")
-        decoder = _PAYLOAD_DECODERS.get(channel)
-        if decoder is not None:
+        cls = SCHEMAS.get(channel)
+        if cls is not None:
+            # Off the fast path: fields the schema does not know (kept in ``extra``), or
+            # off the schema (delivered as plain values, reported once per channel).
             try:
-                payload = decoder.decode(orjson.dumps(payload))
-                frame_for_raw: bytes | None = frame
-            except msgspec.ValidationError as e:
+                lenient = _LENIENT_DECODERS[channel].decode(_ENVELOPE.decode(frame).payload)
+                payload = msgspec.convert(lenient, cls, from_attributes=True)
+                payload.__dict__["_frame"] = frame
+            except msgspec.DecodeError as e:  # ValidationError included
                 if channel not in self._off_schema:
                     self._off_schema.add(channel)
                     self._error(DecodeError(
                         f"55-tech: a {channel} payload does not fit its schema ({e}); "
                         "delivering such payloads as plain values", field="payload"))
-                frame_for_raw = None
-        else:
-            frame_for_raw = None
-        self._deliver(channel, msg.get("event"), payload, seq, ts, require_ack, frame_for_raw)
+        self._deliver(channel, msg.get("event"), payload, seq, ts, require_ack)
 
     def _deliver_unknown(self, msg: dict[str, Any], seq: Any, require_ack: bool) -> None:
         if seq is not None:
@@ -921,7 +1052,7 @@ class Tech55Client(WSFeedClient):
             self._inflight.clear()
             self._unacked = 0
         self.session = session
-        self._logged_in = True
+        self._set_logged_in(True)
         self._last_alive = time.monotonic()
         self.gate.release()
         self.gate.touch()
@@ -970,24 +1101,27 @@ class Tech55Client(WSFeedClient):
 
     # --- acks ----------------------------------------------------------------------------
 
-    def _batching(self) -> bool:
-        if self.batch_ack is not None:
-            return self.batch_ack
-        return self.session is not None and self.session.batch_ack
-
     def _ack(self, seq: int) -> None:
-        if not self._batching():
+        # Once per reliable message: which form (batch_ack, else the session's feature)
+        # and the slow-consumer check (only near or past the limit) are inlined.
+        batching = self.batch_ack
+        if batching is None:
+            session = self.session
+            batching = session is not None and session.batch_ack
+        if not batching:
             self._send_bytes(self.ack_encoder(seq))
             self.acks_sent += 1
             return
-        self._batch.append(seq)
+        batch = self._batch
+        batch.append(seq)
         self._unacked += 1
-        if len(self._batch) >= self.ack_batch_max:
+        if len(batch) >= self.ack_batch_max:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(
                 self.ack_interval, self._flush)
-        self._check_slow()
+        if self._slow or self._unacked >= self.reliable_buffer:
+            self._check_slow()
 
     def _flush(self) -> None:
         self._cancel_flush()
@@ -1059,9 +1193,6 @@ class Tech55Client(WSFeedClient):
 
     def _finished(self) -> None:
         self._cancel_flush()
-
-
-_MISSING: Any = object()
 
 
 def _code(code: Any) -> int:

@@ -475,18 +475,45 @@ def test_a_server_that_never_answers_the_login(loop: str) -> None:
 
 # --- units ---------------------------------------------------------------------------------
 
+def offline(client: Tech55Client) -> Any:
+    """The client's listener for this connection, without a socket, logged in (``feed()``
+    a frame as picows would deliver it)."""
+    listener = client._make_listener()
+    client._listener = listener
+    client.session = Session(subscription_id="s")
+    client._set_logged_in(True)
+    client.gate.release()
+    return listener
+
+
 def test_payload_schemas_extra_fields_and_missing_optionals() -> None:
     frame = (b'{"type":"data","channel":"orders","event":"UPDATE","payload":{"orderId":5,'
              b'"orderPrice":2,"newField":{"x":1}},"ts":1,"seq":1}')
     import oddswire.tech55 as t55
-    msg = t55._DATA.decode(frame)
-    order = msg.payload
-    assert isinstance(order, Order) and order.order_id == 5 and order.order_price == 2.0
-    assert order.fixture_id is None and order.meta is None
-    order.__dict__["_frame"] = frame
-    assert order.extra == {"newField": {"x": 1}}
-    assert msgspec.json.decode(order.raw) == {"orderId": 5, "orderPrice": 2,
-                                              "newField": {"x": 1}}
+    # The payload types refuse unknown fields: such a payload takes the slow path...
+    with pytest.raises(msgspec.ValidationError, match="newField"):
+        t55._DATA.decode(frame)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b'{"orderId":5,"newField":1}', type=Order)
+    # ... which delivers it typed, with the unknown fields in extra and the wire bytes.
+    for compiled in (True, False):
+        client = Tech55Client("ws://127.0.0.1:1/ws", api_key="k")
+        client.compiled = compiled
+        got: list[Any] = []
+        client.on("orders", lambda e, p, seq, ts, got=got: got.append(p))
+        listener = offline(client)
+        listener.feed(frame)
+        listener.feed(frame.replace(b',"newField":{"x":1}', b"").replace(b'"seq":1', b'"seq":2'))
+        order, plain = got
+        assert isinstance(order, Order) and order.order_id == 5 and order.order_price == 2.0
+        assert order.fixture_id is None and order.meta is None
+        assert order.extra == {"newField": {"x": 1}}
+        assert msgspec.json.decode(order.raw) == {"orderId": 5, "orderPrice": 2,
+                                                  "newField": {"x": 1}}
+        # The common case attaches nothing: raw is encoded again, extra is empty.
+        assert type(plain) is Order and plain.extra == {} and "_frame" not in plain.__dict__
+        assert msgspec.json.decode(plain.raw)["orderPrice"] == 2.0
+        assert client.stats()["errors"] == 0
     assert ack_single(7) == b'{"type":"ack","seq":7}'
     assert json.loads(ack_batch([1, 2, 3])) == {"type": "ack", "seqs": [1, 2, 3]}
     with pytest.raises(ConfigError):
