@@ -228,10 +228,7 @@ class CallbackRegistry:
         if not tasks:
             return
         _, late = await asyncio.wait(tasks, timeout=timeout)
-        for t in late:
-            t.cancel()
-        if late:
-            await asyncio.wait(late)
+        await cancel_and_wait(late)
 
 
 class StalenessGate:
@@ -683,9 +680,7 @@ class FeedClient:
         finally:
             self._running = False
             polls = [p._task for p in self._polls if p._task is not None]
-            for h in (*helpers, *polls):
-                h.cancel()
-            await asyncio.gather(*helpers, *polls, return_exceptions=True)
+            await cancel_and_wait([*helpers, *polls])
             for p in self._polls:
                 p._task = None
             self.gate.trip("stopped")

@@ -348,7 +348,8 @@ def test_coroutine_callbacks_hold_the_ack_and_a_slow_consumer_is_reported(loop: 
             gate.set()
             await wait_until(lambda: len(sim.acked) >= 300, what="acks after the coroutines")
             assert problems == [] and rec.dupes == [] and rec["gap"] == []
-            assert len(rec["slow_consumer"]) == 1
+            # Once per episode; a loaded machine can refill the buffer after the release.
+            assert rec["slow_consumer"] and all(r == (100, 100) for r in rec["slow_consumer"])
             await stop(client, task)
     run(loop, main)
 
