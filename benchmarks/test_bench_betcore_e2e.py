@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,6 +40,7 @@ from websockets.asyncio.client import connect
 from conftest import record_latency
 from oddswire.betcore import BetcoreClient
 from oddswire.sim.betcore import blast_cycle
+from simproc import simulator_process
 
 N = 100_000
 LATENCY_N = 3_000  # 3 s at the paced simulator's 1 ms
@@ -69,18 +67,8 @@ def paced_url() -> Iterator[str]:
 
 
 def _server(*args: str) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "oddswire.sim.betcore", *args],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ})
-    try:
-        assert proc.stdout is not None
-        token = proc.stdout.readline()
-        line = proc.stdout.readline()
-        assert token.startswith("TOKEN "), token
-        assert line.startswith("LISTENING ws://127.0.0.1:"), line
-        yield f"{line.split()[1]}?access_token={token.split()[1]}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    yield from simulator_process(["-m", "oddswire.sim.betcore", *args],
+                                 token_param="access_token")
 
 
 _SECONDS: dict[str, int] = {}

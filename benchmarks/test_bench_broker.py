@@ -17,9 +17,6 @@ frames without decoding (the ceiling).
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,6 +31,7 @@ from conftest import record_latency
 from oddswire import reference
 from oddswire.broker import BrokerClient, QuoteBook
 from oddswire.sim.broker import DEFAULT_SYMBOLS, TokenSigner
+from simproc import simulator_process
 
 N = 4096 * 256
 LATENCY_N = 20_000
@@ -54,16 +52,7 @@ def paced_url() -> Iterator[str]:
 
 
 def _server(*args: str) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "oddswire.sim.broker", *args],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ})
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("LISTENING ws://127.0.0.1:"), line
-        yield line.split()[1]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    yield from simulator_process(["-m", "oddswire.sim.broker", *args])
 
 
 class Counter:

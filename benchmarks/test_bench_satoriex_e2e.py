@@ -36,9 +36,6 @@ import bisect
 import itertools
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -52,6 +49,7 @@ from websockets.asyncio.client import connect
 from oddswire.satoriex import USER_EVENTS, SatoriexClient
 from oddswire.sim._base import serve_main, ws_frame_bytes
 from oddswire.sim.satoriex import DEFAULT_MARKETS, SatoriexSimulator, XSession, blast_frames
+from simproc import simulator_process
 
 N = 300_000
 LATENCY_N = 6_000  # price samples: ~3 s at 4 markets every 2 ms
@@ -172,18 +170,7 @@ def paced_url() -> Iterator[str]:
 
 
 def _server(*args: str) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ})
-    try:
-        assert proc.stdout is not None
-        token = proc.stdout.readline()
-        line = proc.stdout.readline()
-        assert token.startswith("TOKEN "), token
-        assert line.startswith("LISTENING ws://127.0.0.1:"), line
-        yield f"{line.split()[1]}?token={token.split()[1]}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    yield from simulator_process([__file__, *args], token_param="token")
 
 
 # --- the same callbacks for every library --------------------------------------------------

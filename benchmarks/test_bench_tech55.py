@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +32,7 @@ from websockets.asyncio.client import connect
 
 from conftest import record_latency
 from oddswire.tech55 import Tech55Client
+from simproc import simulator_process
 
 N = 300_000
 LATENCY_N = 10_000
@@ -56,16 +54,7 @@ def paced_url() -> Iterator[str]:
 
 
 def _server(*args: str) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "oddswire.sim.tech55", "--api-key", KEY,
-                             *args], stdout=subprocess.PIPE, text=True, env={**os.environ})
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("LISTENING ws://127.0.0.1:"), line
-        yield line.split()[1]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    yield from simulator_process(["-m", "oddswire.sim.tech55", "--api-key", KEY, *args])
 
 
 class Counter:
