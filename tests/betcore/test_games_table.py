@@ -692,6 +692,10 @@ def test_updates_and_games_are_frozen_and_not_gc_tracked():
         g.state = 1
     assert repr(u) == ("GamesUpdate(sid=8975, tst=1750348638612078200, bt=1.0, im=False, "
                        "game_ids=(30000603282,))")
+    # Python-style reprs: no Rust debug forms such as Some(8975) or double-quoted strings.
+    assert repr(t).startswith("GamesTable(games=1, ") and "sid=8975, healthy=" in repr(t)
+    assert repr(GamesTable()).endswith("sid=None, healthy=True)")
+    assert repr(g).startswith(f"Game({SPEC_GAME}, type=") and f"edition={g.edition!r}" in repr(g)
     assert isinstance(u, oddswire_native.GamesUpdate) and isinstance(g, oddswire_native.Game)
 
 

@@ -295,10 +295,10 @@ impl Game {
 
     fn __repr__(&self) -> String {
         format!(
-            "Game({}, type={}, edition={:?}, state={}, play_status={}, round={}, events={})",
+            "Game({}, type={}, edition='{}', state={}, play_status={}, round={}, events={})",
             self.id,
             self.typ,
-            self.edition,
+            self.edition.replace('\\', "\\\\").replace('\'', "\\'"),
             self.state,
             self.play_status,
             self.round,
@@ -562,10 +562,10 @@ impl GamesTable {
 
     fn __repr__(&self) -> String {
         format!(
-            "GamesTable(games={}, coefficients={}, sid={:?}, healthy={})",
+            "GamesTable(games={}, coefficients={}, sid={}, healthy={})",
             self.core.len(),
             self.core.live_events,
-            self.core.sid,
+            self.core.sid.map_or_else(|| "None".to_owned(), |s| s.to_string()),
             if self.core.healthy { "True" } else { "False" }
         )
     }
