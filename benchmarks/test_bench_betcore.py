@@ -17,6 +17,7 @@ import orjson
 import pytest
 from pysignalr.protocol.json import JSONProtocol
 
+from conftest import scale
 from oddswire import reference
 from oddswire.betcore import GamesTable
 from oddswire.codec import RecordSplitter
@@ -25,7 +26,7 @@ from oddswire.sim.betcore import BetcoreWorld
 RS = b"\x1e"
 
 
-def _frames(n: int = 6000) -> list[bytes]:
+def _frames(n: int = scale(6000)) -> list[bytes]:
     world = BetcoreWorld(seed=7, betting_ticks=12, finished_ticks=2)
     rng = random.Random(7)
     frames: list[bytes] = []

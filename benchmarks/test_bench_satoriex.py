@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import scale
 from oddswire import reference
 from oddswire.satoriex import SatoriexClient
 from oddswire.sim.satoriex import blast_frames
 
-FRAMES, WORLDS = blast_frames(60_000)
+FRAMES, WORLDS = blast_frames(scale(60_000))
 NBYTES = sum(map(len, FRAMES))
 EXPECTED = {m: tuple(map(lambda a: a.tolist(), w.levels())) for m, w in WORLDS.items()}
 
