@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from pysignalr.protocol.json import JSONProtocol
@@ -63,6 +64,15 @@ def split_orjson() -> dict[int, dict[int, tuple[float, bool]]]:
     return state
 
 
+def split_msgspec() -> dict[int, dict[int, tuple[float, bool]]]:
+    state: dict[int, dict[int, tuple[float, bool]]] = {}
+    decode = msgspec.json.decode
+    for f in FRAMES:
+        for r in f.split(RS)[:-1]:
+            _apply_dict(state, decode(r))
+    return state
+
+
 def pysignalr_parse() -> dict[int, dict[int, tuple[float, bool]]]:
     proto = JSONProtocol()
     state: dict[int, dict[int, tuple[float, bool]]] = {}
@@ -95,6 +105,7 @@ LIBRARIES = [
     ("reference twin", "twin", _ours(reference.GamesTable, reference.RecordSplitter),
      _table_state),
     ("split + orjson.loads + dict state", "peer", split_orjson, lambda s: s),
+    ("split + msgspec.json.decode + dict state", "peer", split_msgspec, lambda s: s),
     ("pysignalr JSONProtocol.decode + dict state", "peer", pysignalr_parse, lambda s: s),
 ]
 

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
@@ -94,6 +95,8 @@ LIBRARIES = [
     ("orjson.loads + dict/bisect books (picows + orjson)", "peer", _dict_books(orjson.loads),
      _state_dict),
     ("json.loads + dict/bisect books (websockets + json)", "peer", _dict_books(json.loads),
+     _state_dict),
+    ("msgspec.json.decode + dict/bisect books", "peer", _dict_books(msgspec.json.decode),
      _state_dict),
 ]
 

@@ -18,6 +18,7 @@ import os
 import pathlib
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,8 @@ def _test_name(nodeid: str) -> str:
 def plot(results: Results, path: pathlib.Path, title: str) -> None:
     """Throughput (x best peer, per group) and latency (p50/p99/p99.9) charts in one PNG."""
     plt = _import_pyplot()
+    from matplotlib.patches import Patch
+
     rows = [(g, t) for g in results.groups() for t in results.throughput if t.group == g]
     lat = results.latency
     panels = [p for p in ("throughput", "latency") if (rows if p == "throughput" else lat)]
@@ -195,6 +198,7 @@ def plot(results: Results, path: pathlib.Path, title: str) -> None:
             ax.axvline(1.0, color="k", lw=0.6)
             ax.set_xscale("log")
             ax.set_xlabel("throughput, x best peer in the same run (log)")
+            ax.legend(handles=[Patch(color=c, label=k) for k, c in colors.items()], fontsize=7)
             ax.invert_yaxis()
         else:
             for k, (q, color) in enumerate((("p50_us", "#2ca02c"), ("p99_us", "#ff7f0e"),
@@ -211,7 +215,7 @@ def plot(results: Results, path: pathlib.Path, title: str) -> None:
             ax.invert_yaxis()
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -299,9 +303,13 @@ def run(targets: Sequence[str], *, scale: float, cwd: pathlib.Path, workdir: pat
                     break
                 time.sleep(0.1)
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
+            if proc.poll() is None:  # interrupted: let pytest tear down its simulators
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     data: dict[str, Any] = (json.loads(results.read_text()) if results.exists()
                             else {"throughput": [], "latency": []})
     data["exitstatus"] = proc.returncode
