@@ -217,6 +217,12 @@ def plot(results: Results, path: pathlib.Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
+    # A few flat colours: a 64-colour palette keeps the PNG small enough to commit.
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(64)
+    small.save(path, optimize=True)
 
 
 class _Progress:
