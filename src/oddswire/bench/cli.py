@@ -333,8 +333,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="FEED|HOTPATH",
                    help="what to run (default: everything); --list shows the names")
     p.add_argument("--quick", action="store_true",
-                   help=f"every benchmark at {QUICK_SCALE:g}x its size, fewer rounds "
-                   "(about 4 minutes on 2 cores)")
+                   help=f"every benchmark at {QUICK_SCALE:g}x its size, shorter "
+                   "calibration (a minute or two on 2 cores)")
     p.add_argument("--json", type=pathlib.Path, metavar="FILE",
                    help="write machine facts, versions and every round to FILE")
     p.add_argument("--plot", type=pathlib.Path, metavar="FILE.png",

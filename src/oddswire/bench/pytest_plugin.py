@@ -105,6 +105,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             json.dump({**RESULTS.to_json(), "scale": SCALE, "exitstatus": int(exitstatus)}, f)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if RESULTS.throughput or RESULTS.latency:
         terminalreporter.write_line("")
