@@ -1,7 +1,7 @@
 # Developer targets. The venv is yours: activate one first (see CONTRIBUTING.md).
 PY ?= python
 
-.PHONY: build build-debug test test-slow bench lint cargo-test clean
+.PHONY: build build-debug test test-slow bench bench-quick lint cargo-test clean
 
 BUILD_DEPS = "setuptools>=77" "Cython>=3.0.10" wheel "picows==2.3.1"
 
@@ -24,8 +24,12 @@ test-slow:        ## the same suite with the "slow" hypothesis profile (5,000 ex
 cargo-test:       ## plain-Rust unit tests of the native core
 	cd rust && cargo test --release
 
-bench:            ## pytest-benchmark suites; ends with ratio tables for the README
-	$(PY) -m pytest benchmarks --benchmark-disable-gc
+# GC stays on, as users run it. `oddswire bench` runs the same suites with a progress bar.
+bench:            ## pytest-benchmark suites; ends with the results table (markdown, for the README)
+	$(PY) -m pytest benchmarks
+
+bench-quick:      ## every benchmark at a tenth of its size, with the chart (a few minutes)
+	$(PY) -m oddswire bench --quick --plot docs/bench-quick.png
 
 # stubtest checks the installed compiled modules against their .pyi: build first.
 lint:             ## ruff, mypy (strict), stubtest of the compiled modules, rustfmt, clippy

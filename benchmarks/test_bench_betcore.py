@@ -13,10 +13,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from pysignalr.protocol.json import JSONProtocol
 
+from conftest import scale
 from oddswire import reference
 from oddswire.betcore import GamesTable
 from oddswire.codec import RecordSplitter
@@ -25,7 +27,7 @@ from oddswire.sim.betcore import BetcoreWorld
 RS = b"\x1e"
 
 
-def _frames(n: int = 6000) -> list[bytes]:
+def _frames(n: int = scale(6000)) -> list[bytes]:
     world = BetcoreWorld(seed=7, betting_ticks=12, finished_ticks=2)
     rng = random.Random(7)
     frames: list[bytes] = []
@@ -62,6 +64,15 @@ def split_orjson() -> dict[int, dict[int, tuple[float, bool]]]:
     return state
 
 
+def split_msgspec() -> dict[int, dict[int, tuple[float, bool]]]:
+    state: dict[int, dict[int, tuple[float, bool]]] = {}
+    decode = msgspec.json.decode
+    for f in FRAMES:
+        for r in f.split(RS)[:-1]:
+            _apply_dict(state, decode(r))
+    return state
+
+
 def pysignalr_parse() -> dict[int, dict[int, tuple[float, bool]]]:
     proto = JSONProtocol()
     state: dict[int, dict[int, tuple[float, bool]]] = {}
@@ -94,6 +105,7 @@ LIBRARIES = [
     ("reference twin", "twin", _ours(reference.GamesTable, reference.RecordSplitter),
      _table_state),
     ("split + orjson.loads + dict state", "peer", split_orjson, lambda s: s),
+    ("split + msgspec.json.decode + dict state", "peer", split_msgspec, lambda s: s),
     ("pysignalr JSONProtocol.decode + dict state", "peer", pysignalr_parse, lambda s: s),
 ]
 

@@ -37,14 +37,14 @@ from picows import WSListener, WSMsgType, WSTransport, ws_connect
 from pysignalr.client import SignalRClient
 from websockets.asyncio.client import connect
 
-from conftest import record_latency
+from conftest import record_latency, scale
 from oddswire.betcore import BetcoreClient
 from oddswire.sim.betcore import blast_cycle
 from simproc import simulator_process
 
-N = 100_000
-LATENCY_N = 3_000  # 3 s at the paced simulator's 1 ms
-LATENCY_SKIP = 300  # connection warm-up, not sampled
+N = scale(100_000)
+LATENCY_N = scale(3_000, 1_000)  # 3 s at the paced simulator's 1 ms
+LATENCY_SKIP = scale(300)  # connection warm-up, not sampled
 GAME_TYPE, PARTNER = 3, 1
 LAST = 200  # agreement: the games of the last LAST records (many games, all retained)
 RS = b"\x1e"

@@ -27,14 +27,14 @@ import uvloop
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import connect
 
-from conftest import record_latency
+from conftest import record_latency, scale
 from oddswire import reference
 from oddswire.broker import BrokerClient, QuoteBook
 from oddswire.sim.broker import DEFAULT_SYMBOLS, TokenSigner
 from simproc import simulator_process
 
-N = 4096 * 256
-LATENCY_N = 20_000
+N = scale(4096 * 256)
+LATENCY_N = scale(20_000, 2_000)
 TOKEN = TokenSigner(b"oddswire-sim-secret").user(2000009)
 SYMBOLS = sorted(DEFAULT_SYMBOLS)
 AUTH = orjson.dumps({"authorization": TOKEN})

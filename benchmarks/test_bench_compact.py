@@ -8,6 +8,7 @@ import msgspec
 import orjson
 import pytest
 
+from conftest import scale
 from oddswire import reference
 from oddswire.broker import QuoteBook
 from oddswire.codec import CompactDecoder
@@ -17,7 +18,7 @@ _rng = random.Random(5)
 FRAMES = [
     orjson.dumps(["t", s, round(p, 5), round(p + 0.0002, 5), 1_763_700_000_000 + i])
     for i, (s, p) in enumerate(
-        (_rng.choice(SYMBOLS), _rng.uniform(0.5, 2.0)) for _ in range(20_000))
+        (_rng.choice(SYMBOLS), _rng.uniform(0.5, 2.0)) for _ in range(scale(20_000)))
 ]
 NBYTES = sum(map(len, FRAMES))
 EXPECTED = [tuple(orjson.loads(f)) for f in FRAMES]

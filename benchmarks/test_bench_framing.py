@@ -15,6 +15,7 @@ import httptools
 import orjson
 import pytest
 
+from conftest import scale
 from oddswire import reference
 from oddswire.betcore import encode_message
 from oddswire.codec import ChunkedLineSplitter, CountingLineSink, RecordSplitter
@@ -46,7 +47,7 @@ def _digest(lines: list[bytes]) -> tuple[int, int, str]:
 
 
 WORLD = DatabetWorld(seed=11)
-LINES = WORLD.snapshot_lines() + WORLD.lines(5000)
+LINES = WORLD.snapshot_lines() + WORLD.lines(scale(5000))
 PAYLOAD = b"\n".join(LINES) + b"\n"
 BODY = _chunked(PAYLOAD)
 BODY_READS = _reads(BODY)
@@ -139,7 +140,7 @@ GAME = orjson.loads(b"""{"wgi":[{"i":30000603282,"t":3,"ge":"PB650351","s":2,"ps
 GAME["wgi"][0]["r"] *= 16
 GAME["wgi"][0]["e"] *= 16
 RECORDS = []
-for i in range(4000):
+for i in range(scale(4000)):
     GAME["sId"] = i
     RECORDS.append(encode_message({"type": 1, "target": "WholeGamesInfoSubscribe",
                                    "arguments": [GAME]}))

@@ -14,13 +14,14 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import scale
 from oddswire import reference
 from oddswire.databet import OddsTable
 from oddswire.sim.databet_world import DatabetWorld
 
 _world = DatabetWorld(seed=11, events=500, markets=(5, 40), odds=(2, 4))
 SNAPSHOT = _world.snapshot_lines()
-LINES = _world.lines(20_000)
+LINES = _world.lines(scale(20_000))
 NBYTES = sum(map(len, LINES))
 
 

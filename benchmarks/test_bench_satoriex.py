@@ -15,14 +15,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
+from conftest import scale
 from oddswire import reference
 from oddswire.satoriex import SatoriexClient
 from oddswire.sim.satoriex import blast_frames
 
-FRAMES, WORLDS = blast_frames(60_000)
+FRAMES, WORLDS = blast_frames(scale(60_000))
 NBYTES = sum(map(len, FRAMES))
 EXPECTED = {m: tuple(map(lambda a: a.tolist(), w.levels())) for m, w in WORLDS.items()}
 
@@ -93,6 +95,8 @@ LIBRARIES = [
     ("orjson.loads + dict/bisect books (picows + orjson)", "peer", _dict_books(orjson.loads),
      _state_dict),
     ("json.loads + dict/bisect books (websockets + json)", "peer", _dict_books(json.loads),
+     _state_dict),
+    ("msgspec.json.decode + dict/bisect books", "peer", _dict_books(msgspec.json.decode),
      _state_dict),
 ]
 

@@ -46,14 +46,15 @@ import uvloop
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import connect
 
+from conftest import scale
 from oddswire.satoriex import USER_EVENTS, SatoriexClient
 from oddswire.sim._base import serve_main, ws_frame_bytes
 from oddswire.sim.satoriex import DEFAULT_MARKETS, SatoriexSimulator, XSession, blast_frames
 from simproc import simulator_process
 
-N = 300_000
-LATENCY_N = 6_000  # price samples: ~3 s at 4 markets every 2 ms
-LATENCY_SKIP = 500  # connection warm-up, not sampled
+N = scale(300_000)
+LATENCY_N = scale(6_000, 2_000)  # price samples: ~3 s at 4 markets every 2 ms
+LATENCY_SKIP = scale(500)  # connection warm-up, not sampled
 USER_EVERY = 20  # a user event after every 20 market-data messages
 PRICE_EVERY = 3  # a price update after every third delta (every market gets some)
 MARKETS = tuple(DEFAULT_MARKETS)

@@ -30,12 +30,12 @@ import uvloop
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import connect
 
-from conftest import record_latency
+from conftest import record_latency, scale
 from oddswire.tech55 import Tech55Client
 from simproc import simulator_process
 
-N = 300_000
-LATENCY_N = 10_000
+N = scale(300_000)
+LATENCY_N = scale(10_000, 2_000)
 KEY = "bench-key"
 CHANNELS = ["orders", "bets", "settlements"]
 LOGIN = orjson.dumps({"type": "login", "apiKey": KEY, "channels": CHANNELS})

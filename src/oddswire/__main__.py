@@ -1,5 +1,5 @@
-"""Command line: ``oddswire demo`` (the DATA.BET client against the embedded simulator)
-and ``oddswire --version``."""
+"""Command line: ``oddswire demo`` (the DATA.BET client against the embedded simulator),
+``oddswire bench`` (:mod:`oddswire.bench`) and ``oddswire --version``."""
 
 from __future__ import annotations
 
@@ -69,9 +69,15 @@ async def demo(seconds: float, rate: float | None, events: int,
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own parser: oddswire.bench.cli
+        from oddswire.bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="oddswire", description=__doc__)
     parser.add_argument("--version", action="store_true", help="print versions and build info")
     sub = parser.add_subparsers(dest="command")
+    sub.add_parser("bench", help="benchmarks against peer libraries (oddswire bench --help)")
     d = sub.add_parser("demo", help="run the DATA.BET client against the embedded simulator")
     d.add_argument("--seconds", type=float, default=10.0, help="how long to run (default 10)")
     d.add_argument("--rate", type=float, default=10_000,
