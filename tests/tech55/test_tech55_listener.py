@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from picows import WSMsgType
 
-from oddswire._wire import FeedListener, Tech55Listener
+from oddswire._tech55 import Tech55Listener
+from oddswire._wire import FeedListener
 from oddswire.tech55 import CHANNELS, Order, Payload, Session, Tech55Client
 
 TYPED = ("orders", "bets", "settlements", "balance", "emergency", "betslip")
