@@ -36,7 +36,6 @@ cimport cython
 from oddswire._wire cimport FeedListener
 
 import msgspec
-import orjson
 
 from oddswire.reference import tech55 as _twin
 
@@ -652,7 +651,7 @@ cdef class Payload:
             return {}
         if self._extra is None:
             known = self.__struct_encode_fields__
-            values = orjson.loads(self._raw)
+            values = _any_decode(self._raw)
             self._extra = {k: v for k, v in values.items() if k not in known}
         return self._extra
 
