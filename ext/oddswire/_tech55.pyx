@@ -157,7 +157,37 @@ cdef inline int _hex(char c) noexcept nogil:
 
 
 cdef extern from *:
+    """
+    /* Plain string bytes (not a quote, a backslash, a control character or non-ASCII)
+       skipped 16 at a time with SSE2 (x86-64's baseline); elsewhere the 8-byte loop. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline const unsigned char* oddswire_skip_plain(const unsigned char* q,
+                                                           const unsigned char* end) {
+        const __m128i quote = _mm_set1_epi8(0x22);
+        const __m128i slash = _mm_set1_epi8(0x5C);
+        const __m128i low = _mm_set1_epi8(0x1F);
+        while (end - q >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i*)q);
+            __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                  _mm_cmpeq_epi8(x, slash)),
+                                     _mm_cmpeq_epi8(_mm_max_epu8(x, low), low));
+            int bits = _mm_movemask_epi8(m) | _mm_movemask_epi8(x);
+            if (bits) return q + __builtin_ctz(bits);
+            q += 16;
+        }
+        return q;
+    }
+    #else
+    static inline const unsigned char* oddswire_skip_plain(const unsigned char* q,
+                                                           const unsigned char* end) {
+        return q;
+    }
+    #endif
+    """
     int __builtin_ctzll(unsigned long long x) nogil
+    const unsigned char* oddswire_skip_plain(const unsigned char* q,
+                                             const unsigned char* end) nogil
 
 
 cdef inline uint64_t _special8(uint64_t x) noexcept nogil:
@@ -183,6 +213,7 @@ cdef const char* _string(const char* p, const char* e, uint8_t* kind) noexcept n
     cdef uint64_t x, hit
     cdef uint8_t k = J_STR
     while True:
+        q = oddswire_skip_plain(q, end)
         while q + 8 <= end:
             memcpy(&x, q, 8)
             hit = _special8(x)
@@ -1046,6 +1077,10 @@ cdef class Tech55Listener(FeedListener):
     cdef Py_ssize_t _chan_len[MAX_CHANNELS]
     cdef int _chan_payload[MAX_CHANNELS]
     cdef bint _established
+    # The last event name (a handful recur): its JSON bytes, length and str.
+    cdef bytes _event_raw
+    cdef Py_ssize_t _event_len
+    cdef object _event
     cdef uint32_t _ts_every
     cdef uint32_t _ts_left
     cdef public bint logged_in
@@ -1083,6 +1118,8 @@ cdef class Tech55Listener(FeedListener):
         self._sequence = sequence
         self._gate = gate
         self._routes = [None] * self._nchannels
+        self._event_raw = b""
+        self._event_len = -1
         self.reliable = reliable
         self._ts_every = ts_sample_every
         self._ts_left = ts_sample_every
@@ -1229,7 +1266,15 @@ cdef class Tech55Listener(FeedListener):
             if payload is _REFUSED:
                 self.slow += 1
                 return self._call(self._on_slow, PyBytes_FromStringAndSize(data, size))
-            event = _str_value(env.event, env.event_len, env.event_kind)
+            if (env.event_kind == J_STR and env.event_len == self._event_len
+                    and _same(env.event, PyBytes_AS_STRING(self._event_raw), env.event_len)):
+                event = self._event  # the same event name as the last message's
+            else:
+                event = _str_value(env.event, env.event_len, env.event_kind)
+                if env.event_kind == J_STR:
+                    self._event_raw = PyBytes_FromStringAndSize(env.event, env.event_len)
+                    self._event_len = env.event_len
+                    self._event = event
             seq = None if env.seq_kind != J_INT else _int_of(env.seq, env.seq_len)
             ts = None if env.ts_kind != J_INT else _int_of(env.ts, env.ts_len)
             self._data(env.channel, event, payload, seq, ts, env.require_ack)

@@ -8,17 +8,21 @@ channel as ``fn(event, payload, seq, ts)``, runs ``seq`` through the shared gap 
 their callbacks returned, follows ``emergency`` (``client.halted``) and keeps betslip odds
 in :class:`BetslipTable` (numpy columns).
 
-Hot path: each frame is decoded once, by msgspec, straight from the frame bytes into a
-tagged union of per-channel message Structs (the tag is ``channel``), so the payload of a
-documented channel becomes its typed Struct (:class:`Order`, :class:`Bet`,
-:class:`Balance`, :class:`Emergency`, :class:`Betslip`) with no intermediate dict. The
-compiled listener (``oddswire._wire.Tech55Listener``) runs the in-order common case in C:
-decode, ``seq == last + 1``, the one plain callback of the channel; everything else goes
-through the client's Python path. The payload types refuse unknown fields, so a payload
-with fields its schema does not know also takes the slow path (and keeps them in
-``extra``), and the common case attaches nothing to the payload.
-Anything that does not fit (another message type, an unknown channel, a payload off its
-schema) takes the slow path: plain JSON values, delivered, never dropped.
+Hot path (``oddswire._tech55``): the compiled listener scans each frame once, in C,
+straight from picows' read buffer: the envelope (type, channel, event, seq, ts,
+requireAck) is read there and an ``orders`` / ``bets`` / ``settlements`` payload is
+matched key by key against its schema, each value checked against its field's JSON kind
+and its position recorded. The payload (:class:`Order`, :class:`Bet`) owns a copy of its
+bytes and decodes a field on first access, then caches it, so a bot that reads three of
+27 fields pays for three. Attributes are the wire names in snake_case, absent optional
+fields None; the values equal those of the eager msgspec twin
+(``oddswire.reference.tech55``), floats bit for bit. Then ``seq == last + 1`` and the one
+plain callback of the channel run in C. :class:`Balance`, :class:`Emergency` and
+:class:`Betslip` are msgspec Structs, decoded from the payload's bytes. Anything the scan
+does not take (another message type, an unknown channel, a payload with fields its
+schema does not know or off its schema, unusual number or string forms) goes to the
+Python path: one msgspec decode of the frame into the twin's eager Structs, else plain
+JSON values, delivered, never dropped; unknown fields are kept in ``extra``.
 
 Assumptions where the spec is silent (all configurable):
 
@@ -64,7 +68,6 @@ from oddswire._tech55 import Bet, Order, Tech55Listener, bet_from_struct, order_
 from oddswire._wire import FeedListener
 from oddswire._ws import WSFeedClient, redact
 from oddswire.client import ReconnectPolicy, SequenceTracker
-from oddswire.reference import tech55 as _twin
 from oddswire.errors import (
     AuthError,
     ConfigError,
@@ -73,6 +76,7 @@ from oddswire.errors import (
     ProtocolError,
     StaleFeedError,
 )
+from oddswire.reference import tech55 as _twin
 
 __all__ = [
     "CHANNELS",
@@ -570,10 +574,10 @@ class Tech55Client(WSFeedClient):
     ``ConfigError``.
 
     Data: ``on(channel, fn)`` with ``fn(event, payload, seq, ts)``; ``payload`` is a typed
-    Struct for the documented schemas (``Order``, ``Bet`` for bets and settlements,
-    ``Balance``, ``Emergency``, ``Betslip``), plain JSON values for the others, and for a
-    payload off its schema (reported once per channel through ``error``). Another channel
-    or message type goes to ``unknown(message)``.
+    object for the documented schemas (lazily decoded ``Order``, ``Bet`` for bets and
+    settlements; ``Balance``, ``Emergency``, ``Betslip`` Structs), plain JSON values for
+    the others, and for a payload off its schema (reported once per channel through
+    ``error``). Another channel or message type goes to ``unknown(message)``.
 
     ``seq``: a skip fires ``gap(expected, got)``; a duplicate never reaches a callback
     (``stats()["duplicates"]``) but is acked again when it asks for one; a new
