@@ -13,9 +13,9 @@ Libraries: oddswire ``Tech55Client`` (typed payloads, seq gap engine, stats; the
 ``Tech55Listener`` frame path: one C scan per frame, ``Order`` / ``Bet`` decoded lazily,
 field by field as the callback reads them; and as the twin the same client on its
 pure-Python frame path, ``compiled = False``: one msgspec decode per frame into the eager
-Structs of ``oddswire.reference.tech55``); picows + ``orjson.loads`` dicts + Python dispatch (the
-best peer); the spec's own loop, ``websockets`` + ``json.loads``; picows counting frames
-without decoding (the ceiling).
+Structs of ``oddswire.reference.tech55``); picows + ``orjson.loads`` dicts + Python
+dispatch (the best peer); the spec's own loop, ``websockets`` + ``json.loads``; picows
+counting frames without decoding (the ceiling).
 """
 
 from __future__ import annotations
