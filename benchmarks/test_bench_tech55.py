@@ -9,11 +9,13 @@ as the socket drains; every library logs in and hands N messages to the same cal
 which keeps the last (seq, id, price) per channel; they must agree after exactly N.
 Latency: a paced server stamps ``time.perf_counter_ns()`` into ``ts``.
 
-Libraries: oddswire ``Tech55Client`` (typed msgspec payloads, seq gap engine, stats; the
-compiled ``Tech55Listener`` frame path, and as the twin the same client on its pure-Python
-frame path, ``compiled = False``); picows + ``orjson.loads`` dicts + Python dispatch (the
-best peer); the spec's own loop, ``websockets`` + ``json.loads``; picows counting frames
-without decoding (the ceiling).
+Libraries: oddswire ``Tech55Client`` (typed payloads, seq gap engine, stats; the compiled
+``Tech55Listener`` frame path: one C scan per frame, ``Order`` / ``Bet`` decoded lazily,
+field by field as the callback reads them; and as the twin the same client on its
+pure-Python frame path, ``compiled = False``: one msgspec decode per frame into the eager
+Structs of ``oddswire.reference.tech55``); picows + ``orjson.loads`` dicts + Python
+dispatch (the best peer); the spec's own loop, ``websockets`` + ``json.loads``; picows
+counting frames without decoding (the ceiling).
 """
 
 from __future__ import annotations

@@ -136,34 +136,6 @@ cdef class BrokerListener(FeedListener):
     cdef int _pend_quote(self, QuoteOut* q) except -1
 
 
-# --- 55-tech (oddswire.tech55) ------------------------------------------------------------
-cdef class Tech55Listener(FeedListener):
-    cdef:
-        object _decode
-        object _decode_errors
-        object _route
-        object _on_data
-        object _on_slow
-        object _on_returned
-        object _on_ack
-        object _on_report
-        object _on_established
-        object _on_ts
-        object _sequence
-        object _gate
-        dict _routes
-        bint _established
-        uint32_t _ts_every
-        uint32_t _ts_left
-        public bint logged_in
-        readonly bint reliable
-        readonly uint64_t fast
-        readonly uint64_t slow
-
-    cdef int _data(self, object msg) except -1
-    cdef int _python_path(self, object channel, object msg) except -1
-
-
 # --- SatoriEx (oddswire.satoriex) ---------------------------------------------------------
 cdef class SatoriexListener(FeedListener):
     cdef:

@@ -134,36 +134,3 @@ class SatoriexListener(FeedListener):
         """The callbacks of the fast path (None: nobody listens), and whether price updates
         / book messages must take the Python path instead."""
 
-class Tech55Listener(FeedListener):
-    """The 55-tech frame path: one msgspec decode per frame, the in-order data message of a
-    channel with one plain callback delivered here (``seq == last + 1`` checked in C),
-    everything else handed to the client's Python path (see ``oddswire.tech55``)."""
-
-    logged_in: bool
-    @property
-    def reliable(self) -> bool: ...
-    @property
-    def fast(self) -> int: ...
-    @property
-    def slow(self) -> int: ...
-    def __init__(
-        self,
-        *,
-        decode: Callable[[builtins.bytes], Any],
-        decode_errors: type[BaseException] | tuple[type[BaseException], ...],
-        route: Callable[[type], tuple[str, int, Callable[..., Any] | None]],
-        on_data: Callable[[str, Any, Any, Any, Any, bool], Any],
-        on_slow: Callable[[builtins.bytes], Any],
-        on_returned: Callable[[str, Any, int | None], Any],
-        on_ack: Callable[[int], Any],
-        on_report: Callable[[str, BaseException], Any],
-        on_established: Callable[[], Any],
-        on_ts: Callable[[int], Any],
-        sequence: Any,
-        gate: Any,
-        reliable: bool = False,
-        ts_sample_every: int = 64,
-        **kwargs: Any,
-    ) -> None: ...
-    def invalidate(self) -> None:
-        """Forget the cached routes (the callbacks changed)."""

@@ -8,17 +8,21 @@ channel as ``fn(event, payload, seq, ts)``, runs ``seq`` through the shared gap 
 their callbacks returned, follows ``emergency`` (``client.halted``) and keeps betslip odds
 in :class:`BetslipTable` (numpy columns).
 
-Hot path: each frame is decoded once, by msgspec, straight from the frame bytes into a
-tagged union of per-channel message Structs (the tag is ``channel``), so the payload of a
-documented channel becomes its typed Struct (:class:`Order`, :class:`Bet`,
-:class:`Balance`, :class:`Emergency`, :class:`Betslip`) with no intermediate dict. The
-compiled listener (``oddswire._wire.Tech55Listener``) runs the in-order common case in C:
-decode, ``seq == last + 1``, the one plain callback of the channel; everything else goes
-through the client's Python path. The payload types refuse unknown fields, so a payload
-with fields its schema does not know also takes the slow path (and keeps them in
-``extra``), and the common case attaches nothing to the payload.
-Anything that does not fit (another message type, an unknown channel, a payload off its
-schema) takes the slow path: plain JSON values, delivered, never dropped.
+Hot path (``oddswire._tech55``): the compiled listener scans each frame once, in C,
+straight from picows' read buffer: the envelope (type, channel, event, seq, ts,
+requireAck) is read there and an ``orders`` / ``bets`` / ``settlements`` payload is
+matched key by key against its schema, each value checked against its field's JSON kind
+and its position recorded. The payload (:class:`Order`, :class:`Bet`) owns a copy of its
+bytes and decodes a field on first access, then caches it, so a bot that reads three of
+27 fields pays for three. Attributes are the wire names in snake_case, absent optional
+fields None; the values equal those of the eager msgspec twin
+(``oddswire.reference.tech55``), floats bit for bit. Then ``seq == last + 1`` and the one
+plain callback of the channel run in C. :class:`Balance`, :class:`Emergency` and
+:class:`Betslip` are msgspec Structs, decoded from the payload's bytes. Anything the scan
+does not take (another message type, an unknown channel, a payload with fields its
+schema does not know or off its schema, unusual number or string forms) goes to the
+Python path: one msgspec decode of the frame into the twin's eager Structs, else plain
+JSON values, delivered, never dropped; unknown fields are kept in ``extra``.
 
 Assumptions where the spec is silent (all configurable):
 
@@ -45,6 +49,7 @@ Assumptions where the spec is silent (all configurable):
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import hashlib
 import inspect
@@ -59,7 +64,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from oddswire._wire import FeedListener, Tech55Listener
+from oddswire._tech55 import Bet, Order, Tech55Listener, bet_from_struct, order_from_struct
+from oddswire._wire import FeedListener
 from oddswire._ws import WSFeedClient, redact
 from oddswire.client import ReconnectPolicy, SequenceTracker
 from oddswire.errors import (
@@ -70,6 +76,7 @@ from oddswire.errors import (
     ProtocolError,
     StaleFeedError,
 )
+from oddswire.reference import tech55 as _twin
 
 __all__ = [
     "CHANNELS",
@@ -117,19 +124,31 @@ EVENTS = frozenset({
 
 # --- typed payloads ------------------------------------------------------------------------
 
-class Payload(msgspec.Struct, rename="camel", kw_only=True, dict=True, repr_omit_defaults=True,
-              forbid_unknown_fields=True):
-    """Base of the typed payloads: attributes are the wire names in snake_case
-    (``orderId`` -> ``order_id``); optional fields missing on the wire are None.
-    ``extra`` holds the fields the schema does not know (decoded on first access),
-    ``raw`` the payload's JSON: the bytes off the wire when it had such fields, else
-    encoded again from the attributes (the same values; an absent optional field reads
-    null).
+class Payload(abc.ABC):  # noqa: B024  (a marker: the payload types share no code)
+    """Base of the typed payloads (``isinstance(p, Payload)``): attributes are the wire
+    names in snake_case (``orderId`` -> ``order_id``); optional fields missing on the wire
+    are None; ``extra`` holds the fields the schema does not know, ``raw`` the payload's
+    JSON.
 
-    The types refuse unknown fields (``forbid_unknown_fields``): that is how the client
-    knows, at no cost, that a payload has none. ``Tech55Client`` decodes such a payload
-    on its slow path and keeps them in ``extra``; decoding one yourself with
-    ``msgspec.json.decode(..., type=Order)`` raises ``msgspec.ValidationError``."""
+    :class:`Order` and :class:`Bet` (the hot ones) are compiled and decoded lazily: the
+    frame is scanned once, each field is decoded on first access and cached. They are
+    read-only; ``raw`` is always the bytes off the wire; ``==`` compares every field;
+    ``to_dict()`` gives the fields by wire name; they pickle, and ``Order.decode(raw)``
+    builds one. :class:`Balance`, :class:`Emergency` and :class:`Betslip` are msgspec
+    Structs (``raw`` is the bytes off the wire when the payload had unknown fields, else
+    encoded again)."""
+
+
+Payload.register(Order)
+Payload.register(Bet)
+
+
+class _StructPayload(msgspec.Struct, rename="camel", kw_only=True, dict=True,
+                     repr_omit_defaults=True, forbid_unknown_fields=True):
+    """msgspec base of the payloads off the hot path. The types refuse unknown fields
+    (``forbid_unknown_fields``): that is how the client knows, at no cost, that a payload
+    has none; ``Tech55Client`` decodes such a payload on its slow path and keeps them in
+    ``extra``."""
 
     @property
     def raw(self) -> bytes:
@@ -152,70 +171,10 @@ class Payload(msgspec.Struct, rename="camel", kw_only=True, dict=True, repr_omit
         return cached
 
 
-class Order(Payload):
-    """``orders`` payload: a row of the orders table."""
-
-    order_id: int
-    request_uuid: str | None = None
-    client: str | None = None
-    client_name: str | None = None
-    fixture_id: str | None = None
-    outcome_id: int | None = None
-    player_id: int | None = None
-    order_price: float | None = None
-    order_stake: float | None = None
-    filled_stake: float | None = None
-    remaining_stake: float | None = None
-    order_status: str | None = None
-    status_reason: str | None = None
-    user_ref: str | None = None
-    test_order: bool | None = None
-    accept_better_odds: bool | None = None
-    accept_partial_stake: bool | None = None
-    order_currency: str | None = None
-    back: bool | None = None
-    allowed_bookmakers: str | list[str] | None = None
-    odds_info: Any = None
-    meta: Any = None
-    expires_at: str | None = None
-    filled_at: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
+Payload.register(_StructPayload)
 
 
-class Bet(Payload):
-    """``bets`` and ``settlements`` payload: a row of the bets table."""
-
-    bet_id: int
-    order_id: int | None = None
-    bookmaker: str | None = None
-    bookmaker_bet_id: str | None = None
-    bet_status: str | None = None
-    settlement_status: str | None = None
-    placed_stake: float | None = None
-    placed_price: float | None = None
-    placed_currency: str | None = None
-    account: str | None = None
-    request_uuid: str | None = None
-    user_ref: str | None = None
-    test_bet: bool | None = None
-    client: str | None = None
-    client_name: str | None = None
-    sent_data: Any = None
-    received_data: Any = None
-    settlement_amount: float | None = None
-    settlement_reason: str | None = None
-    settled_at: str | None = None
-    decline_reason: str | None = None
-    bet_request_id: Any = None
-    odds_info: Any = None
-    meta: Any = None
-    placed_at: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-
-
-class Balance(Payload):
+class Balance(_StructPayload):
     """``balance`` payload."""
 
     balance: float
@@ -226,7 +185,7 @@ class Balance(Payload):
     ts: int | None = None
 
 
-class Emergency(Payload):
+class Emergency(_StructPayload):
     """``emergency`` payload: ``active`` turns emergency mode on or off."""
 
     active: bool
@@ -234,7 +193,7 @@ class Emergency(Payload):
     ts: int | None = None
 
 
-class BetslipOdds(Payload):
+class BetslipOdds(_StructPayload):
     """One bookmaker line of a betslip update."""
 
     price: float | None = None
@@ -247,7 +206,7 @@ class BetslipOdds(Payload):
     account: str | None = None
 
 
-class Betslip(Payload):
+class Betslip(_StructPayload):
     """``betslip`` payload: odds per bookmaker per line key, for a fixture (``fixture_id``)
     or a future (``future_id`` + ``participant_id``)."""
 
@@ -262,7 +221,7 @@ class Betslip(Payload):
 
 
 #: Documented schemas: channel -> payload type.
-SCHEMAS: dict[str, type[Payload]] = {
+SCHEMAS: dict[str, type[Any]] = {
     "orders": Order, "bets": Bet, "settlements": Bet, "balance": Balance,
     "emergency": Emergency, "betslip": Betslip,
 }
@@ -290,19 +249,16 @@ def _message_type(channel: str, payload: Any) -> Any:
         tag_field="channel", tag=channel, gc=False)
 
 
-_MESSAGE_TYPES = [_message_type(c, SCHEMAS.get(c, Any)) for c in CHANNELS]
+#: The message Structs of the Python path: the twin's eager Structs for orders and bets.
+_TWIN_OF: dict[type, tuple[type, Callable[[Any, bytes], Any]]] = {
+    _twin.Order: (Order, order_from_struct), _twin.Bet: (Bet, bet_from_struct)}
+_EAGER = {Order: _twin.Order, Bet: _twin.Bet}
+_MESSAGE_TYPES = [_message_type(c, _EAGER.get(SCHEMAS.get(c), SCHEMAS.get(c, Any)))  # type: ignore[arg-type]
+                  for c in CHANNELS]
 #: One pass over the frame: the channel picks the message Struct, the payload its schema.
 _DATA = msgspec.json.Decoder(Union[tuple(_MESSAGE_TYPES)])  # noqa: UP007
 _DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
 _CHANNEL_OF: dict[type, str] = {t: c for t, c in zip(_MESSAGE_TYPES, CHANNELS, strict=True)}
-
-
-class _LenientOrder(Order, forbid_unknown_fields=False):
-    pass
-
-
-class _LenientBet(Bet, forbid_unknown_fields=False):
-    pass
 
 
 class _LenientBalance(Balance, forbid_unknown_fields=False):
@@ -324,14 +280,15 @@ class _LenientBetslip(Betslip, forbid_unknown_fields=False):
 #: The slow path's decoders: the same schemas, unknown fields ignored; the result is
 #: converted to the public type (``msgspec.convert(..., from_attributes=True)``).
 _LENIENT_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    "orders": msgspec.json.Decoder(_LenientOrder),
-    "bets": msgspec.json.Decoder(_LenientBet),
-    "settlements": msgspec.json.Decoder(_LenientBet),
     "balance": msgspec.json.Decoder(_LenientBalance),
     "emergency": msgspec.json.Decoder(_LenientEmergency),
     "betslip": msgspec.json.Decoder(_LenientBetslip),
 }
-assert _LENIENT_DECODERS.keys() == SCHEMAS.keys()
+assert _LENIENT_DECODERS.keys() | {"orders", "bets", "settlements"} == SCHEMAS.keys()
+#: What the compiled listener makes of each channel's payload bytes: the lazy types, or a
+#: strict decoder (an error sends the frame to the Python path).
+_LISTENER_PAYLOADS = [SCHEMAS[c] if SCHEMAS.get(c) in (Order, Bet)
+                      else msgspec.json.Decoder(SCHEMAS.get(c, Any)).decode for c in CHANNELS]
 
 #: How the compiled listener calls a channel's callbacks (``Tech55Listener`` route modes).
 _ROUTE_PYTHON, _ROUTE_DIRECT, _ROUTE_NONE = 0, 1, 2
@@ -617,10 +574,10 @@ class Tech55Client(WSFeedClient):
     ``ConfigError``.
 
     Data: ``on(channel, fn)`` with ``fn(event, payload, seq, ts)``; ``payload`` is a typed
-    Struct for the documented schemas (``Order``, ``Bet`` for bets and settlements,
-    ``Balance``, ``Emergency``, ``Betslip``), plain JSON values for the others, and for a
-    payload off its schema (reported once per channel through ``error``). Another channel
-    or message type goes to ``unknown(message)``.
+    object for the documented schemas (lazily decoded ``Order``, ``Bet`` for bets and
+    settlements; ``Balance``, ``Emergency``, ``Betslip`` Structs), plain JSON values for
+    the others, and for a payload off its schema (reported once per channel through
+    ``error``). Another channel or message type goes to ``unknown(message)``.
 
     ``seq``: a skip fires ``gap(expected, got)``; a duplicate never reaches a callback
     (``stats()["duplicates"]``) but is acked again when it asks for one; a new
@@ -795,8 +752,9 @@ class Tech55Client(WSFeedClient):
         if not self.compiled:
             return FeedListener(on_message=self._on_frame, **options)
         return Tech55Listener(
-            decode=_DATA.decode, decode_errors=_DECODE_ERRORS, route=self._route_of_type,
-            on_data=self._deliver, on_slow=self._slow_path, on_returned=self._returned,
+            channels=CHANNELS, payloads=_LISTENER_PAYLOADS, decode_errors=_DECODE_ERRORS,
+            route=self._route_of_channel, on_data=self._deliver, on_slow=self._on_frame,
+            on_returned=self._returned,
             on_ack=self._ack, on_report=self.callbacks.report,
             on_established=self._mark_established, on_ts=self._record_ts,
             sequence=self.sequence, gate=self.gate, reliable=self.reliable,
@@ -825,8 +783,10 @@ class Tech55Client(WSFeedClient):
     # --- frames --------------------------------------------------------------------------
 
     def _on_frame(self, frame: bytes) -> None:
-        """One whole message, pure Python (``compiled = False``): what ``Tech55Listener``
-        does in C, the in-order case included."""
+        """One whole message in Python: the whole path with ``compiled = False``, and what
+        the compiled listener does with every frame its scan refuses. One msgspec decode
+        into the twin's eager Structs (an order / bet then becomes its lazy type, holding
+        the values), else ``_slow_path``."""
         if not self._logged_in:
             self._slow_path(frame)
             return
@@ -835,7 +795,11 @@ class Tech55Client(WSFeedClient):
         except _DECODE_ERRORS:
             self._slow_path(frame)
             return
-        self._deliver(_CHANNEL_OF[type(msg)], msg.event, msg.payload, msg.seq, msg.ts,
+        payload = msg.payload
+        twin = _TWIN_OF.get(type(payload))
+        if twin is not None:
+            payload = twin[1](payload, bytes(_ENVELOPE.decode(frame).payload))
+        self._deliver(_CHANNEL_OF[type(msg)], msg.event, payload, msg.seq, msg.ts,
                       msg.requireAck)
 
     def _deliver(self, channel: str, event: Any, payload: Any, seq: Any, ts: Any,
@@ -922,10 +886,9 @@ class Tech55Client(WSFeedClient):
             self._routes[channel] = route
         return route
 
-    def _route_of_type(self, message_type: type) -> tuple[str, int, Callable[..., Any] | None]:
-        """The compiled listener's route for a message Struct type: (channel, mode, fn);
-        the state channels (betslip, emergency) always take the Python path."""
-        channel = _CHANNEL_OF[message_type]
+    def _route_of_channel(self, channel: str) -> tuple[str, int, Callable[..., Any] | None]:
+        """The compiled listener's route for a channel: (channel, mode, fn); the state
+        channels (betslip, emergency) always take the Python path."""
         if channel in _STATE_CHANNELS:
             return channel, _ROUTE_PYTHON, None
         return (channel, *self._route_of(channel))
@@ -1001,9 +964,13 @@ class Tech55Client(WSFeedClient):
             # Off the fast path: fields the schema does not know (kept in ``extra``), or
             # off the schema (delivered as plain values, reported once per channel).
             try:
-                lenient = _LENIENT_DECODERS[channel].decode(_ENVELOPE.decode(frame).payload)
-                payload = msgspec.convert(lenient, cls, from_attributes=True)
-                payload.__dict__["_frame"] = frame
+                raw = _ENVELOPE.decode(frame).payload
+                if cls is Order or cls is Bet:
+                    payload = cls.decode(bytes(raw))
+                else:
+                    lenient = _LENIENT_DECODERS[channel].decode(raw)
+                    payload = msgspec.convert(lenient, cls, from_attributes=True)
+                    payload.__dict__["_frame"] = frame
             except msgspec.DecodeError as e:  # ValidationError included
                 if channel not in self._off_schema:
                     self._off_schema.add(channel)
