@@ -161,10 +161,10 @@ class WSFeedClient(FeedClient):
         """Open the WebSocket (the ``connected`` event); a cancel or failure abandons it.
         In a replay (``oddswire.replay``) the next recorded connection opens instead."""
         if self.tap.replay is not None:
-            transport = await self.tap.replay.ws_connect(listener)
-            self._listener, self._transport = listener, transport
+            replayed: WSTransport = await self.tap.replay.ws_connect(listener)
+            self._listener, self._transport = listener, replayed
             self._link_up()
-            return transport
+            return replayed
         origin = urlsplit(url)[:2]
         for _ in range(4 if self.follow_redirects else 1):
             try:

@@ -836,7 +836,8 @@ class FeedClient:
     async def _until_stopped(self, aw: Coroutine[Any, Any, None]) -> None:
         """Run one attempt as a task that ``stop()`` cancels (raising ``_Stopped``)."""
         assert self._stop_event is not None
-        task = self.tap.attempt = asyncio.ensure_future(aw)
+        task = asyncio.ensure_future(aw)
+        self.tap.attempt = task
         stop = asyncio.ensure_future(self._stop_event.wait())
         try:
             await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)

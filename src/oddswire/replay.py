@@ -157,7 +157,7 @@ class Replayer:
         try:
             if client is None:
                 client = build_client(self.header)
-            elif client.FEED != self.header.feed:
+            elif self.header.feed != client.FEED:
                 raise ConfigError(f"{self.path} records the {self.header.feed} feed, not "
                                   f"{client.FEED}")
         except BaseException:

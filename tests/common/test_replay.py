@@ -29,6 +29,7 @@ from oddswire.sim.tech55 import Tech55Simulator
 from oddswire.tech55 import Tech55Client
 
 FAST = ReconnectPolicy(initial=0.01, maximum=0.05)
+M1 = "mkt_abc123"
 _ADDR = re.compile(r" at 0x[0-9a-f]+")
 
 
@@ -39,7 +40,7 @@ def _norm(v: Any, depth: int = 0) -> Any:
         return (type(v).__name__, str(v))
     if v is None or isinstance(v, (int, float, str, bytes, bool)):
         return v
-    if isinstance(v, np.ndarray):
+    if isinstance(v, np.ndarray | np.generic):
         return v.tolist()
     if depth > 4:
         return _ADDR.sub("", repr(v))
@@ -74,9 +75,15 @@ def broker_state(c: Any) -> Any:
 
 
 def databet_state(c: Any) -> Any:
+    """Version, events and every live odd by its key (free rows hold nothing to compare)."""
     t = c.table
-    return (t.version, len(t), t.event_count, sorted(t.sport_event_ids()),
-            t.odds.tolist() if hasattr(t.odds, "tolist") else _norm(t.odds))
+    cols = [t.odds[n].tolist() for n in ("value", "probability", "status", "is_active")]
+    odds = {}
+    for row in range(len(cols[0])):
+        key = t.key(row)
+        if key is not None:
+            odds[key] = tuple(c[row] for c in cols)
+    return (t.version, len(t), t.event_count, sorted(t.sport_event_ids()), sorted(odds.items()))
 
 
 def betcore_state(c: Any) -> Any:
@@ -117,8 +124,8 @@ FEEDS: dict[str, dict[str, Any]] = {
     },
     "satoriex": {
         "sim": lambda: SatoriexSimulator(interval=0.002),
-        "client": lambda sim, **kw: SatoriexClient(sim.url, token=sim.token(), markets=["mkt_abc123"],
-                                                   marketdata=["mkt_abc123"], reconnect=FAST, **kw),
+        "client": lambda sim, **kw: SatoriexClient(sim.url, token=sim.token(), markets=[M1],
+                                                   marketdata=[M1], reconnect=FAST, **kw),
         "enough": lambda c, seen: sum(1 for e in seen if e[0] in ("price", "book")) > 200,
         "state": satoriex_state,
     },
