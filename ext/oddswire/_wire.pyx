@@ -107,6 +107,12 @@ cdef class Recorder:
         """Write what is buffered to the sink, and flush the sink."""
         self._flush()
 
+    def tick(self):
+        """Write what is buffered if ``flush_interval`` has passed since the last write (a
+        quiet feed's last records reach the file without waiting for the next one)."""
+        if self._len and _wall_ns() - self._last_flush >= self._flush_ns:
+            self._flush()
+
     def close(self):
         """Flush, then close the sink; further records are dropped."""
         if self.closed:

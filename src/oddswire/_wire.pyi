@@ -41,6 +41,8 @@ class Recorder:
         """Append one record stamped with the wall clock now."""
     def flush(self) -> None:
         """Write what is buffered to the sink, and flush the sink."""
+    def tick(self) -> None:
+        """Write what is buffered if ``flush_interval`` has passed since the last write."""
     def close(self) -> None:
         """Flush, then close the sink; further records are dropped."""
 

@@ -885,3 +885,5 @@ class FeedClient:
         while True:
             await asyncio.sleep(step)
             self._check_liveness()
+            if self.tap.recording is not None:
+                self.tap.recording.writer.tick()

@@ -19,9 +19,10 @@ socket read of an HTTP stream, head and chunked body as received), ``HTTP_CLOSE`
 (payload: the error text, empty for a clean close).
 
 Writes go to a C buffer (``oddswire._wire.Recorder``) and reach the file when it holds 64
-KiB, when a second has passed since the last write, at every disconnect and when ``run()``
-ends. A process that dies loses what was buffered (at most a second of traffic); a write cut
-short leaves a torn last record, which the reader notices, reports (``Reader.torn``) and
+KiB, when a second has passed since the last write (checked at each record and by the
+client's watchdog, a few times a second), at every disconnect and when ``run()`` ends. A
+process that dies loses what was buffered (about a second of traffic); a write cut short
+leaves a torn last record, which the reader notices, reports (``Reader.torn_tail``) and
 stops before. The file is never rewritten: a second ``run()`` of the client appends.
 """
 
