@@ -64,6 +64,27 @@ ctypedef struct NativeApi:
 cdef NativeApi* native_api
 
 
+cdef class Recorder:
+    """The buffered writer of a recording (see oddswire.record): records are appended to a
+    C buffer and written to the sink at a size or time bound."""
+    cdef:
+        object _sink
+        object _on_error
+        char* _buf
+        Py_ssize_t _len
+        Py_ssize_t _cap
+        readonly Py_ssize_t flush_bytes
+        int64_t _flush_ns
+        int64_t _last_flush
+        readonly uint64_t records
+        readonly uint64_t written
+        readonly bint failed
+        readonly bint closed
+
+    cdef int put(self, int kind, int flags, const char* data, Py_ssize_t size) except -1
+    cdef int _flush(self) except -1
+
+
 cdef class FeedListener(WSListener):
     """The frame handling every WebSocket feed shares: fragment reassembly (bounded), CLOSE,
     PING answered only while the peer reads, text ping/pong, latency sampling, counters and
@@ -98,6 +119,9 @@ cdef class FeedListener(WSListener):
         readonly uint64_t pongs
         readonly bint pong_timed_out
         readonly bint abandoned
+        # Recording (None: not recording) and the frame object replay reuses.
+        readonly Recorder recorder
+        WSFrame _replay_frame
 
     cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1
     cdef int _frame(self, int msg_type, const char* data, Py_ssize_t size, bint fin,

@@ -16,9 +16,17 @@ from cpython.object cimport PyObject
 from cpython.pycapsule cimport PyCapsule_Import
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 
-from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from picows.picows cimport (
+    WSCloseCode,
+    WSCloseHandshake,
+    WSCloseInfo,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+)
 
 from oddswire.errors import DecodeError, ProtocolError
 
@@ -38,8 +46,148 @@ cdef inline int64_t _now_ns() noexcept nogil:
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
+cdef inline int64_t _wall_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
 cdef inline bint _is_ws(char c) noexcept nogil:
     return c == b' ' or c == b'\t' or c == b'\n' or c == b'\r'
+
+
+# --- recording (oddswire.record) ---------------------------------------------------------
+#
+# Recorder is the one writer behind every client's record=PATH: a record is a 14-byte head
+# (kind u8, flags u8, wall-clock receive time ns i64, payload length u32, little-endian)
+# and the payload, appended to a C buffer; the buffer goes to the sink (a raw file, or a
+# zstd stream writer) when it holds flush_bytes or flush_interval has passed since the last
+# write, and on flush() / close(). A write that fails (disk full) is reported once through
+# on_error and recording stops: the feed goes on.
+
+cdef enum:
+    RECORD_HEAD = 14
+    RECORD_FRAME = 1
+    RECORD_CONNECT = 2
+    FRAME_FIN = 0x10
+    FRAME_LAST = 0x20
+
+
+cdef inline void _put_le(char* p, uint64_t v, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <char>((v >> (8 * i)) & 0xFF)
+
+
+cdef class Recorder:
+    """Buffered writer of recording records (see ``oddswire.record`` for the format)."""
+
+    def __init__(self, sink, *, Py_ssize_t flush_bytes=1 << 16, double flush_interval=1.0,
+                 on_error=None):
+        if flush_bytes < 1 or not flush_interval > 0:
+            raise ValueError("flush_bytes and flush_interval must be positive")
+        self._sink = sink
+        self._on_error = on_error
+        self.flush_bytes = flush_bytes
+        self._flush_ns = <int64_t>(flush_interval * 1e9)
+        self._last_flush = _wall_ns()
+
+    def __dealloc__(self):
+        PyMem_Free(self._buf)
+
+    def write(self, int kind, data=b"", int flags=0):
+        """Append one record (``data``: bytes-like) stamped with the wall clock now."""
+        cdef const unsigned char[:] view = data
+        cdef const char* ptr = b""
+        if view.shape[0]:
+            ptr = <const char*>&view[0]
+        self.put(kind, flags, ptr, view.shape[0])
+
+    def flush(self):
+        """Write what is buffered to the sink, and flush the sink."""
+        self._flush()
+
+    def tick(self):
+        """Write what is buffered if ``flush_interval`` has passed since the last write (a
+        quiet feed's last records reach the file without waiting for the next one)."""
+        if self._len and _wall_ns() - self._last_flush >= self._flush_ns:
+            self._flush()
+
+    def close(self):
+        """Flush, then close the sink; further records are dropped."""
+        if self.closed:
+            return
+        self._flush()
+        self.closed = True
+        sink, self._sink = self._sink, None
+        try:
+            sink.close()
+        except Exception as exc:
+            self._failed(exc)
+
+    @property
+    def buffered(self):
+        """Bytes appended but not yet written to the sink."""
+        return self._len
+
+    cdef int put(self, int kind, int flags, const char* data, Py_ssize_t size) except -1:
+        cdef Py_ssize_t need, cap
+        cdef char* grown
+        cdef char* p
+        cdef int64_t now
+        if self.failed or self.closed:
+            return 0
+        if size > 0xFFFFFFFF:
+            self._failed(ValueError(f"a {size}-byte payload does not fit a record"))
+            return 0
+        need = self._len + RECORD_HEAD + size
+        if need > self._cap:
+            cap = max(need, 2 * self._cap, self.flush_bytes + 4096)
+            grown = <char*>PyMem_Realloc(self._buf, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self._buf = grown
+            self._cap = cap
+        now = _wall_ns()
+        p = self._buf + self._len
+        p[0] = <char>kind
+        p[1] = <char>flags
+        _put_le(p + 2, <uint64_t>now, 8)
+        _put_le(p + 10, <uint64_t>size, 4)
+        if size:
+            memcpy(p + RECORD_HEAD, data, size)
+        self._len = need
+        self.records += 1
+        if need >= self.flush_bytes or now - self._last_flush >= self._flush_ns:
+            return self._flush()
+        return 0
+
+    cdef int _flush(self) except -1:
+        cdef Py_ssize_t n = self._len
+        self._last_flush = _wall_ns()
+        if self.failed or self.closed:
+            return 0
+        self._len = 0
+        try:
+            if n:
+                data = memoryview(PyBytes_FromStringAndSize(self._buf, n))
+                while len(data):
+                    done = self._sink.write(data)
+                    data = data[len(data) if done is None else done:]
+                self.written += n
+            self._sink.flush()
+        except Exception as exc:
+            self._failed(exc)
+        return 0
+
+    def _failed(self, exc):
+        self.failed = True
+        self._len = 0
+        if self._on_error is not None:
+            try:
+                self._on_error(exc)
+            except Exception:
+                pass  # the error sink itself failed: recording has stopped either way
 
 
 cdef class FeedListener(WSListener):
@@ -58,12 +206,17 @@ cdef class FeedListener(WSListener):
     Exceptions raised by callbacks go to ``on_error`` and never reach picows, so a bot's
     bug does not drop the connection. ``abandon()`` closes the connection as soon as it
     exists (a stop during the handshake).
+
+    ``record``: a ``Recorder`` that gets every data frame (TEXT, BINARY, CONTINUATION) as
+    it arrives, with its type, FIN and last-in-buffer flags; ``replay_frame`` plays one
+    back through ``on_ws_frame``, the very entry picows calls.
     """
 
     def __init__(self, *, on_message=None, on_error=None, on_connected=None,
                  on_disconnected=None, on_sample=None, Py_ssize_t max_message_bytes=1 << 20,
                  Py_ssize_t max_write_buffer=1 << 20, bytes ping_payload=None,
-                 bytes pong_payload=None, unsigned int sample_every=64):
+                 bytes pong_payload=None, unsigned int sample_every=64, Recorder record=None):
+        self.recorder = record
         self._on_message = on_message
         self._on_error = on_error
         self._on_connected = on_connected
@@ -89,6 +242,8 @@ cdef class FeedListener(WSListener):
 
     cpdef on_ws_connected(self, WSTransport transport):
         self.transport = transport
+        if self.recorder is not None:  # before the frames of the handshake's read
+            self.recorder.put(RECORD_CONNECT, 0, NULL, 0)
         if self.abandoned:
             transport.disconnect(False)
             return
@@ -118,6 +273,10 @@ cdef class FeedListener(WSListener):
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
             return
+        if self.recorder is not None:
+            self.recorder.put(RECORD_FRAME, mt | (FRAME_FIN if frame.fin else 0)
+                              | (FRAME_LAST if frame.last_in_buffer else 0),
+                              frame.payload_ptr, frame.payload_size)
         self._frame(mt, frame.payload_ptr, frame.payload_size, frame.fin, frame.last_in_buffer)
 
     cpdef send_user_specific_ping(self, WSTransport transport):
@@ -150,6 +309,32 @@ cdef class FeedListener(WSListener):
         if view.shape[0]:
             ptr = <const char*>&view[0]
         self._frame(msg_type, ptr, view.shape[0], fin, last_in_buffer)
+
+    def replay_frame(self, payload, int flags):
+        """Deliver one recorded data frame (``flags`` as recorded: type, FIN, last in
+        buffer) through ``on_ws_frame`` exactly as picows delivers a received one, on the
+        ``transport`` given to ``on_ws_connected``; no socket is read. Used by
+        ``oddswire.replay``."""
+        cdef const unsigned char[:] view = payload
+        cdef WSFrame frame = self._replay_frame
+        cdef int mt = flags & 0x0F
+        if mt != WSMsgType.TEXT and mt != WSMsgType.BINARY and mt != WSMsgType.CONTINUATION:
+            raise ValueError(f"not a recorded data frame type: {mt}")
+        if frame is None:
+            frame = self._replay_frame = WSFrame.__new__(WSFrame)
+        frame.payload_ptr = <char*>b""
+        if view.shape[0]:
+            frame.payload_ptr = <char*>&view[0]
+        frame.payload_size = view.shape[0]
+        frame.tail_size = 0
+        frame.msg_type = <WSMsgType>mt
+        frame.fin = 1 if flags & FRAME_FIN else 0
+        frame.last_in_buffer = 1 if flags & FRAME_LAST else 0
+        try:
+            self.on_ws_frame(self.transport, frame)
+        finally:
+            frame.payload_ptr = NULL
+            frame.payload_size = 0
 
     # --- frames into messages ----------------------------------------------------------
 
@@ -520,3 +705,47 @@ cdef class SatoriexListener(FeedListener):
         except Exception as exc:
             self._report(exc)
         return 0
+
+
+
+# --- replay without a socket (oddswire.replay) -------------------------------------------
+
+def replay_transport(underlying, logger, loop):
+    """A picows ``WSTransport`` over ``underlying`` (a stand-in asyncio transport whose
+    writes go nowhere): what a listener and its client talk to during a replay."""
+    return WSTransport(True, underlying, logger, loop)
+
+
+def replay_disconnected(WSTransport transport, recv=None, sent=None, bint recv_then_sent=False,
+                        bint pong_timed_out=False):
+    """Mark ``transport`` disconnected as picows' ``connection_lost`` does, with the close
+    handshake as recorded (``recv`` / ``sent``: ``(code, reason)`` or None; a pong that
+    never came shows as picows shows it). Call the listener's ``on_ws_disconnected`` next,
+    then ``replay_wait_done``."""
+    cdef WSCloseHandshake hs
+    transport.is_disconnected = True
+    transport.auto_ping_expect_pong = pong_timed_out
+    if recv is not None or sent is not None:
+        hs = WSCloseHandshake.__new__(WSCloseHandshake)
+        hs.recv = _close_info(recv)
+        hs.sent = _close_info(sent)
+        hs.recv_then_sent = recv_then_sent
+        transport.close_handshake = hs
+
+
+def replay_wait_done(WSTransport transport):
+    """Release ``wait_disconnected()`` (the last step of picows' ``connection_lost``)."""
+    if not transport.disconnected_future.done():
+        transport.disconnected_future.set_result(None)
+
+
+cdef WSCloseInfo _close_info(info):
+    cdef WSCloseInfo out
+    cdef int code
+    if info is None:
+        return None
+    code = info[0]
+    out = WSCloseInfo.__new__(WSCloseInfo)
+    out.code = <WSCloseCode>code
+    out.reason = str(info[1])
+    return out

@@ -1,5 +1,6 @@
 """Command line: ``oddswire demo`` (the DATA.BET client against the embedded simulator),
-``oddswire bench`` (:mod:`oddswire.bench`) and ``oddswire --version``."""
+``oddswire bench`` (:mod:`oddswire.bench`), ``oddswire replay FILE`` (a recording through its
+client) and ``oddswire --version``."""
 
 from __future__ import annotations
 
@@ -84,12 +85,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="simulated logs per second; 0 for as fast as possible (default 10000)")
     d.add_argument("--events", type=int, default=200, help="sport events (default 200)")
     d.add_argument("--loop", choices=LOOPS, default="uvloop")
+    r = sub.add_parser("replay", help="replay a recording (record=PATH) through its client")
+    r.add_argument("file")
+    r.add_argument("--speed", type=float, help="1.0: recorded pace (default: at once)")
+    r.add_argument("--loop", choices=LOOPS, default="uvloop")
     args = parser.parse_args(argv)
     if args.version:
         print(_version())
         return 0
     if args.command == "demo":
         return run_loop(args.loop, demo(args.seconds, args.rate or None, args.events))
+    if args.command == "replay":
+        from oddswire.replay import replay_cli
+        return run_loop(args.loop, replay_cli(args.file, args.speed))
     parser.print_help()
     return 0
 

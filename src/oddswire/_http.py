@@ -15,7 +15,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -27,6 +27,7 @@ from oddswire.errors import (
     HTTPStatusError,
     ProtocolError,
 )
+from oddswire.record import HTTP_CLOSE, HTTP_DATA, HTTP_OPEN
 
 __all__ = ["Endpoint", "HTTPResponse", "LineStream", "PlainLineSplitter", "open_stream",
            "request"]
@@ -41,16 +42,19 @@ class Endpoint:
     port: int
     tls: ssl.SSLContext | None
     base_path: str
+    #: The client's ``WireTap``: streams opened here are recorded, or replayed.
+    tap: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def parse(cls, url: str, ssl_context: ssl.SSLContext | None) -> Endpoint:
+    def parse(cls, url: str, ssl_context: ssl.SSLContext | None, *,
+              tap: Any = None) -> Endpoint:
         u = urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ConfigError(f"base_url must be http:// or https://host[:port], got {url!r}")
         if u.scheme == "https" and ssl_context is None:
             ssl_context = ssl.create_default_context()
         return cls(u.hostname, u.port or (443 if u.scheme == "https" else 80),
-                   ssl_context if u.scheme == "https" else None, u.path.rstrip("/"))
+                   ssl_context if u.scheme == "https" else None, u.path.rstrip("/"), tap)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -149,6 +153,8 @@ class LineStream(asyncio.Protocol):
         self._progress_timeout = progress_timeout
         self._last_progress = loop.time()
         self._timer: asyncio.TimerHandle | None = None
+        #: ``oddswire._wire.Recorder`` of ``record=PATH``: every read and the close.
+        self.recorder: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -158,6 +164,8 @@ class LineStream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         t = time.perf_counter_ns()
+        if self.recorder is not None:
+            self.recorder.write(HTTP_DATA, data)
         self.bytes += len(data)
         if self.done.done():
             return
@@ -300,6 +308,10 @@ class LineStream(asyncio.Protocol):
             self._timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.recorder is not None:
+            self.recorder.write(HTTP_CLOSE, str(exc).encode() if exc else b"")
+            self.recorder.flush()
+            self.recorder = None
         self._stop_timer()
         if self.done.done():
             return
@@ -329,6 +341,10 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
 
 async def _send_request(ep: Endpoint, proto: LineStream, method: str, path: str,
                         headers: dict[str, str], timeout: float) -> None:
+    tap = ep.tap
+    if tap is not None and tap.replay is not None:  # the next recorded stream, no socket
+        await tap.replay.http_connect(proto, method, path)
+        return
     loop = asyncio.get_running_loop()
     try:
         await asyncio.wait_for(loop.create_connection(
@@ -346,6 +362,9 @@ async def _send_request(ep: Endpoint, proto: LineStream, method: str, path: str,
     lines += [f"{k}: {v}" for k, v in headers.items()]
     assert proto.transport is not None
     proto.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    if tap is not None and tap.recording is not None and proto._on_lines is not None:
+        proto.recorder = tap.recording.writer  # a stream: its reads are recorded
+        tap.write(HTTP_OPEN, f"{method} {path.split('?', 1)[0]}".encode())
 
 
 async def open_stream(ep: Endpoint, method: str, path: str, headers: dict[str, str],
@@ -374,7 +393,13 @@ async def open_stream(ep: Endpoint, method: str, path: str, headers: dict[str, s
 
 async def request(ep: Endpoint, method: str, path: str, headers: dict[str, str] | None = None,
                   timeout: float = 10.0, max_body_bytes: int = MAX_BODY) -> HTTPResponse:
-    """A small request whose body is wanted (any status), at most ``max_body_bytes``."""
+    """A small request whose body is wanted (any status), at most ``max_body_bytes``.
+    Recorded as a ``SEND`` marker only; in a replay nothing is sent and the answer is
+    ``204 not sent (replay)``."""
+    if ep.tap is not None:
+        ep.tap.sent()
+        if ep.tap.replay is not None:
+            return HTTPResponse(204, "not sent (replay)", {})
     proto = LineStream(None, max_body_bytes=max_body_bytes)
     try:
         await _send_request(ep, proto, method, path,

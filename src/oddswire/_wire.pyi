@@ -9,6 +9,58 @@ from picows import WSFrame, WSListener, WSTransport
 from oddswire.errors import DecodeError
 from oddswire_native import MarketData, QuoteBook
 
+class Recorder:
+    """Buffered writer of recording records (``oddswire.record``): a C buffer written to
+    ``sink`` at ``flush_bytes`` or ``flush_interval`` seconds; a failed write goes to
+    ``on_error`` once and recording stops."""
+
+    @property
+    def flush_bytes(self) -> int: ...
+    @property
+    def records(self) -> int: ...
+    @property
+    def written(self) -> int: ...
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def buffered(self) -> int:
+        """Bytes appended but not yet written to the sink."""
+    def __init__(
+        self,
+        sink: Any,
+        *,
+        flush_bytes: int = 1 << 16,
+        flush_interval: float = 1.0,
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> None: ...
+    def write(
+        self, kind: int, data: builtins.bytes | bytearray | memoryview = b"", flags: int = 0
+    ) -> None:
+        """Append one record stamped with the wall clock now."""
+    def flush(self) -> None:
+        """Write what is buffered to the sink, and flush the sink."""
+    def tick(self) -> None:
+        """Write what is buffered if ``flush_interval`` has passed since the last write."""
+    def close(self) -> None:
+        """Flush, then close the sink; further records are dropped."""
+
+def replay_transport(underlying: Any, logger: Any, loop: Any) -> WSTransport:
+    """A picows ``WSTransport`` over a stand-in transport whose writes go nowhere."""
+
+def replay_disconnected(
+    transport: WSTransport,
+    recv: tuple[int, str] | list[Any] | None = None,
+    sent: tuple[int, str] | list[Any] | None = None,
+    recv_then_sent: bool = False,
+    pong_timed_out: bool = False,
+) -> None:
+    """Mark ``transport`` disconnected as picows' ``connection_lost`` does."""
+
+def replay_wait_done(transport: WSTransport) -> None:
+    """Release ``wait_disconnected()``."""
+
 class FeedListener(WSListener):
     """The frame layer every WebSocket feed shares: whole messages out of frames
     (fragments reassembled up to ``max_message_bytes``), CLOSE answered, PING answered only
@@ -37,6 +89,8 @@ class FeedListener(WSListener):
     def pong_timed_out(self) -> bool: ...
     @property
     def abandoned(self) -> bool: ...
+    @property
+    def recorder(self) -> Recorder | None: ...
     def __init__(
         self,
         *,
@@ -50,6 +104,7 @@ class FeedListener(WSListener):
         ping_payload: builtins.bytes | None = None,
         pong_payload: builtins.bytes | None = None,
         sample_every: int = 64,
+        record: Recorder | None = None,
     ) -> None: ...
     def abandon(self) -> None:
         """Close the connection now, or as soon as the handshake completes."""
@@ -66,7 +121,9 @@ class FeedListener(WSListener):
         fin: bool = True,
         last_in_buffer: bool = True,
     ) -> None:
-        """Process one frame's payload as if picows had delivered it (tests, replay)."""
+        """Process one frame's payload as if picows had delivered it (tests)."""
+    def replay_frame(self, payload: builtins.bytes | bytearray | memoryview, flags: int) -> None:
+        """Deliver one recorded data frame through ``on_ws_frame`` as picows does."""
 
 class BrokerListener(FeedListener):
     """Decodes broker quote frames from picows' read buffer into a ``QuoteBook`` and calls

@@ -29,7 +29,7 @@ import orjson
 from picows import WSCloseCode, WSError, WSHandshakeError, WSMsgType, WSTransport, ws_connect
 
 from oddswire._wire import FeedListener
-from oddswire.client import FeedClient, ReconnectPolicy, describe
+from oddswire.client import FeedClient, ReconnectPolicy, RecordPath, describe
 from oddswire.errors import (
     AuthError,
     CertificateError,
@@ -38,6 +38,7 @@ from oddswire.errors import (
     ProtocolError,
     StaleFeedError,
 )
+from oddswire.record import DISCONNECT
 
 __all__ = ["RedactingLogger", "TokenSource", "WSFeedClient", "redact", "resolve_token",
            "wire_logger"]
@@ -99,14 +100,15 @@ class WSFeedClient(FeedClient):
                  ssl_context: ssl.SSLContext | None, connect_timeout: float,
                  ping_interval: float, pong_timeout: float, max_message_bytes: int,
                  max_write_buffer: int = 1 << 20, follow_redirects: bool = False,
-                 auto_ping: bool = True) -> None:
+                 auto_ping: bool = True, record: RecordPath = None) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"{type(self).__name__} url must be ws:// or wss://")
         if not 0 < pong_timeout <= ping_interval:
             raise ConfigError("need 0 < pong_timeout <= ping_interval")
         if max_message_bytes < 1 or max_write_buffer < 1:
             raise ConfigError("max_message_bytes and max_write_buffer must be positive")
-        super().__init__(reconnect=reconnect, stale_after=stale_after)
+        super().__init__(reconnect=reconnect, stale_after=stale_after, record=record,
+                         where=redact(url.split("?", 1)[0]))
         self.url = url
         self.ssl_context = ssl_context
         self.connect_timeout = connect_timeout
@@ -152,10 +154,17 @@ class WSFeedClient(FeedClient):
         return {"on_error": self._on_listener_error,
                 "on_disconnected": self._on_ws_disconnected,
                 "max_message_bytes": self.max_message_bytes,
-                "max_write_buffer": self.max_write_buffer}
+                "max_write_buffer": self.max_write_buffer,
+                "record": None if self.recording is None else self.recording.writer}
 
     async def _ws_connect(self, listener: FeedListener, url: str) -> WSTransport:
-        """Open the WebSocket (the ``connected`` event); a cancel or failure abandons it."""
+        """Open the WebSocket (the ``connected`` event); a cancel or failure abandons it.
+        In a replay (``oddswire.replay``) the next recorded connection opens instead."""
+        if self.tap.replay is not None:
+            replayed: WSTransport = await self.tap.replay.ws_connect(listener)
+            self._listener, self._transport = listener, replayed
+            self._link_up()
+            return replayed
         origin = urlsplit(url)[:2]
         for _ in range(4 if self.follow_redirects else 1):
             try:
@@ -247,6 +256,7 @@ class WSFeedClient(FeedClient):
             return
         t.send(WSMsgType.TEXT, payload)
         self._last_send = time.monotonic()
+        self.tap.sent()
 
     def _abort(self) -> None:
         t = self._transport
@@ -260,6 +270,8 @@ class WSFeedClient(FeedClient):
         self._error(exc)
 
     def _on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.recording is not None:
+            self._record_disconnect(transport)
         listener = self._listener
         if listener is not None and listener.pong_timed_out:
             reason = f"no pong within {self.pong_timeout}s"
@@ -278,6 +290,20 @@ class WSFeedClient(FeedClient):
 
     def _on_link_lost(self, reason: str) -> None:
         """The WebSocket closed (``reason``): fail what waits on this connection."""
+
+    def _record_disconnect(self, transport: WSTransport) -> None:
+        """The ``DISCONNECT`` record: the close handshake as picows saw it, so a replay
+        gives the same reason; then the buffer goes to the file."""
+        hs = transport.close_handshake
+        info: dict[str, Any] = {"pong_timed_out": bool(
+            self._listener is not None and self._listener.pong_timed_out)}
+        if hs is not None:
+            for side in ("recv", "sent"):
+                ci = getattr(hs, side)
+                info[side] = None if ci is None else [_close_code(ci.code), ci.reason]
+            info["recv_then_sent"] = bool(hs.recv_then_sent)
+        self.tap.write(DISCONNECT, orjson.dumps(info))
+        self.recording.flush()
 
 
 def _close_code(code: Any) -> int:

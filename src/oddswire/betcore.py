@@ -31,7 +31,7 @@ import orjson
 from oddswire._http import Endpoint, request
 from oddswire._wire import FeedListener
 from oddswire._ws import TokenSource, WSFeedClient, resolve_token
-from oddswire.client import ReconnectPolicy, SequenceTracker
+from oddswire.client import ReconnectPolicy, RecordPath, SequenceTracker
 from oddswire.codec import RecordSplitter
 from oddswire.errors import (
     AuthError,
@@ -421,7 +421,7 @@ class BetcoreClient(WSFeedClient):
                  max_message_bytes: int = 4 << 20, max_write_buffer: int = 1 << 20,
                  follow_redirects: bool = False, sample_every: int = 16,
                  stateful_reconnect: bool = False,
-                 stateful_buffer_bytes: int = 100_000) -> None:
+                 stateful_buffer_bytes: int = 100_000, record: RecordPath = None) -> None:
         if not isinstance(partner_client_id, int) or isinstance(partner_client_id, bool):
             raise ConfigError("partner_client_id must be an int")
         if stateful_reconnect and not negotiate:
@@ -433,7 +433,7 @@ class BetcoreClient(WSFeedClient):
                          ssl_context=ssl_context, connect_timeout=connect_timeout,
                          ping_interval=keepalive_interval, pong_timeout=keepalive_interval,
                          max_message_bytes=max_message_bytes, max_write_buffer=max_write_buffer,
-                         follow_redirects=follow_redirects, auto_ping=False)
+                         follow_redirects=follow_redirects, auto_ping=False, record=record)
         self._token = access_token
         self.partner_client_id = partner_client_id
         self.count = count

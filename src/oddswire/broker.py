@@ -37,7 +37,7 @@ import orjson
 
 from oddswire._wire import BrokerListener
 from oddswire._ws import TokenSource, WSFeedClient, resolve_token
-from oddswire.client import ReconnectPolicy
+from oddswire.client import ReconnectPolicy, RecordPath
 from oddswire.errors import (
     AccountSwitchError,
     AuthError,
@@ -140,14 +140,15 @@ class BrokerClient(WSFeedClient):
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  auth_timeout: float = 10.0, max_message_bytes: int = 1 << 20,
                  max_write_buffer: int = 1 << 20, follow_redirects: bool = False,
-                 sample_every: int = 64) -> None:
+                 sample_every: int = 64, record: RecordPath = None) -> None:
         if account_form not in ("active_login", "login", "data"):
             raise ConfigError("account_form must be 'active_login', 'login' or 'data'")
         super().__init__(url, reconnect=reconnect, stale_after=stale_after,
                          ssl_context=ssl_context, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, pong_timeout=pong_timeout,
                          max_message_bytes=max_message_bytes,
-                         max_write_buffer=max_write_buffer, follow_redirects=follow_redirects)
+                         max_write_buffer=max_write_buffer, follow_redirects=follow_redirects,
+                         record=record)
         self._token = token
         self.account = account
         self.account_form = account_form

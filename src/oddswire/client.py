@@ -9,6 +9,7 @@ import contextlib
 import inspect
 import logging
 import math
+import os
 import random
 import re
 import time
@@ -39,14 +40,18 @@ __all__ = [
     "LatencyHistogram",
     "Poll",
     "ReconnectPolicy",
+    "RecordPath",
     "SequenceTracker",
     "StalenessGate",
     "Stats",
     "StopWaiter",
+    "WireTap",
     "describe",
 ]
 
 log = logging.getLogger("oddswire")
+#: ``record=``: the recording to write (``oddswire.record``), or None.
+RecordPath = str | os.PathLike[str] | None
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -522,6 +527,35 @@ def describe(exc: BaseException) -> str:
 _DIGITS = re.compile(r"\d+")
 
 
+class WireTap:
+    """Where a client's transports report what crosses the wire: the recording
+    (``record=PATH``, see ``oddswire.record``) and the replay feeding them instead of a
+    socket (``oddswire.replay``). The WebSocket layer and the HTTP streams hold one."""
+
+    def __init__(self) -> None:
+        self.recording: Any = None  # oddswire.record.Recording
+        self.replay: Any = None  # oddswire.replay's source of connections
+        self.attempt: asyncio.Task[Any] | None = None  # the running connection's session
+
+    def sent(self) -> None:
+        """A message left (in a replay: would have left). Recorded as a ``SEND`` marker
+        (no payload: logins carry secrets), flagged when the connection's session sent it,
+        which is what a replay waits for before playing the answer."""
+        if self.recording is None and self.replay is None:
+            return
+        session = asyncio.current_task() is self.attempt
+        if self.recording is not None:
+            from oddswire.record import SEND, SEND_SESSION
+            self.recording.write(SEND, b"", SEND_SESSION if session else 0)
+        if self.replay is not None and session:
+            self.replay.session_sent()
+
+    def write(self, kind: int, payload: bytes = b"", flags: int = 0) -> None:
+        """One record, when recording."""
+        if self.recording is not None:
+            self.recording.write(kind, payload, flags)
+
+
 class FeedClient:
     """The shape every feed client shares (DESIGN §5): callbacks, stats, the staleness gate
     and ``run()``: connect, and reconnect with the policy's backoff until ``stop()``.
@@ -537,6 +571,10 @@ class FeedClient:
 
     The same error repeated on one connection (a flood of bad frames) is reported through
     ``error`` once; when the connection ends, one ``RepeatedError`` carries the count.
+
+    ``record=PATH`` records what the client receives (``oddswire.record``; a path ending
+    in ``.zst`` is zstd-compressed) for ``oddswire.replay``; ``where`` (no secrets) names
+    the feed's address in the recording's header.
     """
 
     EVENTS: frozenset[str] = frozenset()
@@ -544,7 +582,13 @@ class FeedClient:
     #: Coroutine callbacks still running when ``run()`` ends get this long, then a cancel.
     DRAIN_TIMEOUT = 1.0
 
-    def __init__(self, *, reconnect: ReconnectPolicy | None, stale_after: float) -> None:
+    def __init__(self, *, reconnect: ReconnectPolicy | None, stale_after: float,
+                 record: RecordPath = None, where: str = "") -> None:
+        self.tap = WireTap()
+        if record is not None:
+            from oddswire.record import Recording
+            self.tap.recording = Recording(record, self.FEED, where=where,
+                                           compress=os.fspath(record).endswith(".zst"))
         self.log = logging.getLogger(type(self).__module__)
         self.callbacks = CallbackRegistry(self.EVENTS)
         self.stats_counters = Stats()
@@ -624,6 +668,11 @@ class FeedClient:
     def running(self) -> bool:
         return self._running
 
+    @property
+    def recording(self) -> Any:
+        """The ``oddswire.record.Recording`` being written (``record=PATH``), or None."""
+        return self.tap.recording
+
     def stats(self) -> dict[str, Any]:
         """Counters, rates, latency histograms (receive -> decoded -> callback, server stamp
         -> receive), callback time and errors, health; each feed adds its own."""
@@ -641,6 +690,9 @@ class FeedClient:
         self._stop_event = asyncio.Event()
         self._closed = loop.create_future()
         self._stopped = loop.create_future()
+        if self.tap.recording is not None:
+            self.tap.recording.reopen()
+            self.tap.recording.on_error = self._error
         helpers = [asyncio.ensure_future(c) for c in (self._watchdog(), *self._background())]
         self._links = 0
         for p in self._polls:
@@ -685,6 +737,8 @@ class FeedClient:
                 p._task = None
             self.gate.trip("stopped")
             self._finished()
+            if self.tap.recording is not None:
+                self.tap.recording.close()
             self._closed.set_result(None)
             await self.callbacks.drain(self.DRAIN_TIMEOUT)
             for t in list(self._tasks):
@@ -694,6 +748,9 @@ class FeedClient:
     def stop(self) -> StopWaiter:
         """End ``run()`` promptly, from any state and from inside a callback. Await the
         result to wait until ``run()`` has returned (``await client.stop()``)."""
+        if self._running and not self._stopping:
+            from oddswire.record import STOP
+            self.tap.write(STOP)
         self._stopping = True
         if self._stop_event is not None:
             self._stop_event.set()
@@ -780,6 +837,7 @@ class FeedClient:
         """Run one attempt as a task that ``stop()`` cancels (raising ``_Stopped``)."""
         assert self._stop_event is not None
         task = asyncio.ensure_future(aw)
+        self.tap.attempt = task
         stop = asyncio.ensure_future(self._stop_event.wait())
         try:
             await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
@@ -827,3 +885,5 @@ class FeedClient:
         while True:
             await asyncio.sleep(step)
             self._check_liveness()
+            if self.tap.recording is not None:
+                self.tap.recording.writer.tick()

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from oddswire._http import Endpoint, LineStream, open_stream, request
-from oddswire.client import FeedClient, ReconnectPolicy, SequenceTracker
+from oddswire.client import FeedClient, ReconnectPolicy, RecordPath, SequenceTracker
 from oddswire.errors import (
     ConfigError,
     ConnectError,
@@ -150,7 +150,7 @@ class DatabetClient(FeedClient):
                  reconnect: ReconnectPolicy | None = None, auto_refetch: bool = True,
                  persist_interval: float = 0.05, connect_timeout: float = 10.0,
                  read_timeout: float = 30.0, max_line_bytes: int = 64 * 2**20,
-                 retention_s: float = 600.0) -> None:
+                 retention_s: float = 600.0, record: RecordPath = None) -> None:
         if heartbeat_interval < 1:
             raise ConfigError("heartbeat_interval must be >= 1 second")
         if read_timeout <= 0 or max_line_bytes < 1:
@@ -159,8 +159,9 @@ class DatabetClient(FeedClient):
             ssl_context = ssl.create_default_context(cafile=ca)
             if cert:
                 ssl_context.load_cert_chain(cert, key)
-        super().__init__(reconnect=reconnect, stale_after=2 * heartbeat_interval)
-        self.endpoint = Endpoint.parse(base_url, ssl_context)
+        super().__init__(reconnect=reconnect, stale_after=2 * heartbeat_interval, record=record,
+                         where=base_url.split("?", 1)[0])
+        self.endpoint = Endpoint.parse(base_url, ssl_context, tap=self.tap)
         self.table = table if table is not None else OddsTable(retention_s=retention_s)
         self.heartbeat_interval = heartbeat_interval
         self.max_lag_ns = int(max_lag_s * 1e9)

@@ -20,6 +20,8 @@ __all__ = [
     "HandshakeError",
     "OddswireError",
     "ProtocolError",
+    "RecordingError",
+    "RecordingVersionError",
     "RepeatedError",
     "ResyncRequired",
     "StaleFeedError",
@@ -151,3 +153,24 @@ class CertificateError(ConfigError):
 
 class BuildError(ImportError):
     """A compiled module is missing: oddswire never falls back to pure Python silently."""
+
+
+class RecordingError(OddswireError):
+    """A recording (``record=PATH``, ``oddswire.replay``) cannot be written or read: not a
+    recording, a damaged header, a file that exists already, zstd wanted but not installed.
+    ``path`` names the file."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+class RecordingVersionError(RecordingError):
+    """The recording was written in a format version this oddswire does not read."""
+
+    def __init__(self, version: int, supported: int, *, path: str | None = None) -> None:
+        super().__init__(f"recording format version {version}; this oddswire reads "
+                         f"version {supported} (replay it with the oddswire that wrote it)",
+                         path=path)
+        self.version = version
+        self.supported = supported

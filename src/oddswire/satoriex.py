@@ -47,7 +47,7 @@ import orjson
 
 from oddswire._wire import FeedListener, SatoriexListener
 from oddswire._ws import TokenSource, WSFeedClient, resolve_token
-from oddswire.client import ReconnectPolicy
+from oddswire.client import ReconnectPolicy, RecordPath
 from oddswire.errors import ConfigError, DecodeError, ProtocolError
 from oddswire_native import MarketData
 
@@ -175,7 +175,8 @@ class SatoriexClient(WSFeedClient):
                  reconnect: ReconnectPolicy | None = None,
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  max_message_bytes: int = 4 << 20, max_write_buffer: int = 1 << 20,
-                 follow_redirects: bool = False, sample_every: int = 64) -> None:
+                 follow_redirects: bool = False, sample_every: int = 64,
+                 record: RecordPath = None) -> None:
         if stale_after is not None and not stale_after > 0:
             raise ConfigError("stale_after must be positive (or None)")
         if not resync_interval >= 0:
@@ -185,7 +186,8 @@ class SatoriexClient(WSFeedClient):
                          ssl_context=ssl_context, connect_timeout=connect_timeout,
                          ping_interval=ping_interval, pong_timeout=pong_timeout,
                          max_message_bytes=max_message_bytes,
-                         max_write_buffer=max_write_buffer, follow_redirects=follow_redirects)
+                         max_write_buffer=max_write_buffer, follow_redirects=follow_redirects,
+                         record=record)
         if not callable(token) and (not isinstance(token, str) or not token):
             raise ConfigError("token must be a non-empty string or a function returning one")
         self._token = token

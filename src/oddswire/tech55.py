@@ -67,7 +67,7 @@ import orjson
 from oddswire._tech55 import Bet, Order, Tech55Listener, bet_from_struct, order_from_struct
 from oddswire._wire import FeedListener
 from oddswire._ws import WSFeedClient, redact
-from oddswire.client import ReconnectPolicy, SequenceTracker
+from oddswire.client import ReconnectPolicy, RecordPath, SequenceTracker
 from oddswire.errors import (
     AuthError,
     ConfigError,
@@ -606,7 +606,8 @@ class Tech55Client(WSFeedClient):
                  reconnect: ReconnectPolicy | None = None,
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  max_message_bytes: int = 1 << 20, max_write_buffer: int = 1 << 20,
-                 follow_redirects: bool = False, sample_every: int = 64) -> None:
+                 follow_redirects: bool = False, sample_every: int = 64,
+                 record: RecordPath = None) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ConfigError("api_key must be a non-empty string")
         if isinstance(channels, str):
@@ -626,7 +627,7 @@ class Tech55Client(WSFeedClient):
                          ping_interval=client_ping_interval, pong_timeout=client_ping_interval,
                          max_message_bytes=max_message_bytes,
                          max_write_buffer=max_write_buffer, follow_redirects=follow_redirects,
-                         auto_ping=False)
+                         auto_ping=False, record=record)
         self._api_key = api_key
         self.channels = tuple(chans)
         self.reliable = reliable
