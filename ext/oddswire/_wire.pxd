@@ -74,6 +74,7 @@ cdef class Recorder:
         Py_ssize_t _len
         Py_ssize_t _cap
         readonly Py_ssize_t flush_bytes
+        readonly bint per_read
         int64_t _flush_ns
         int64_t _last_flush
         readonly uint64_t records

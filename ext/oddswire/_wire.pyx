@@ -61,8 +61,10 @@ cdef inline bint _is_ws(char c) noexcept nogil:
 # Recorder is the one writer behind every client's record=PATH: a record is a 14-byte head
 # (kind u8, flags u8, wall-clock receive time ns i64, payload length u32, little-endian)
 # and the payload, appended to a C buffer; the buffer goes to the sink (a raw file, or a
-# zstd stream writer) when it holds flush_bytes or flush_interval has passed since the last
-# write, and on flush() / close(). A write that fails (disk full) is reported once through
+# zstd stream writer) at the end of every socket read when per_read is set (a crash then
+# loses at most the read being processed: one write(2) per read, not per frame), else when
+# it holds flush_bytes or flush_interval has passed since the last write; and on flush() /
+# close(). A write that fails (disk full) is reported once through
 # on_error and recording stops: the feed goes on.
 
 cdef enum:
@@ -83,12 +85,13 @@ cdef class Recorder:
     """Buffered writer of recording records (see ``oddswire.record`` for the format)."""
 
     def __init__(self, sink, *, Py_ssize_t flush_bytes=1 << 16, double flush_interval=1.0,
-                 on_error=None):
+                 bint per_read=False, on_error=None):
         if flush_bytes < 1 or not flush_interval > 0:
             raise ValueError("flush_bytes and flush_interval must be positive")
         self._sink = sink
         self._on_error = on_error
         self.flush_bytes = flush_bytes
+        self.per_read = per_read
         self._flush_ns = <int64_t>(flush_interval * 1e9)
         self._last_flush = _wall_ns()
 
@@ -158,7 +161,10 @@ cdef class Recorder:
             memcpy(p + RECORD_HEAD, data, size)
         self._len = need
         self.records += 1
-        if need >= self.flush_bytes or now - self._last_flush >= self._flush_ns:
+        # A frame record without FRAME_LAST has more of its socket read behind it; every
+        # other record kind is a whole read or a rare control record.
+        if (need >= self.flush_bytes or now - self._last_flush >= self._flush_ns
+                or (self.per_read and (kind != RECORD_FRAME or flags & FRAME_LAST))):
             return self._flush()
         return 0
 

@@ -17,6 +17,8 @@ class Recorder:
     @property
     def flush_bytes(self) -> int: ...
     @property
+    def per_read(self) -> bool: ...
+    @property
     def records(self) -> int: ...
     @property
     def written(self) -> int: ...
@@ -33,6 +35,7 @@ class Recorder:
         *,
         flush_bytes: int = 1 << 16,
         flush_interval: float = 1.0,
+        per_read: bool = False,
         on_error: Callable[[BaseException], Any] | None = None,
     ) -> None: ...
     def write(

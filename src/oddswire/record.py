@@ -18,12 +18,15 @@ called), ``HTTP_OPEN`` (payload: ``"GET /path"``, the query dropped), ``HTTP_DAT
 socket read of an HTTP stream, head and chunked body as received), ``HTTP_CLOSE``
 (payload: the error text, empty for a clean close).
 
-Writes go to a C buffer (``oddswire._wire.Recorder``) and reach the file when it holds 64
-KiB, when a second has passed since the last write (checked at each record and by the
-client's watchdog, a few times a second), at every disconnect and when ``run()`` ends. A
-process that dies loses what was buffered (about a second of traffic); a write cut short
-leaves a torn last record, which the reader notices, reports (``Reader.torn_tail``) and
-stops before. The file is never rewritten: a second ``run()`` of the client appends.
+Writes go to a C buffer (``oddswire._wire.Recorder``). A plain recording reaches the file
+at the end of every socket read (one ``write`` per read, however many frames it held), so a
+process that dies loses at most the records of the read it was processing. A zstd
+recording is written when 64 KiB are buffered or a second has passed since the last write
+(checked at each record and by the client's watchdog), at every disconnect and when
+``run()`` ends: a crash loses up to about a second of traffic, the price of compressing
+whole blocks. A write cut short leaves a torn last record, which the reader notices,
+reports (``Reader.torn_tail``) and stops before. The file is never rewritten: a second
+``run()`` of the client appends.
 """
 
 from __future__ import annotations
@@ -130,8 +133,11 @@ class Recording:
         sink: Any = fh
         if self.compress:  # one zstd frame per open: a reader concatenates them
             sink = _zstd().ZstdCompressor(write_checksum=True).stream_writer(fh, closefd=True)
+        # Plain files are written at the end of every socket read; a zstd stream keeps the
+        # size/time bounds, since a block flush per read costs time and compression.
         return Recorder(sink, flush_bytes=self._flush_bytes,
-                        flush_interval=self._flush_interval, on_error=self._failed)
+                        flush_interval=self._flush_interval, per_read=not self.compress,
+                        on_error=self._failed)
 
     def reopen(self) -> None:
         """After ``close()``: append again (a client's next ``run()``)."""

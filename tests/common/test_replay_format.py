@@ -15,7 +15,7 @@ from netutil import LOOPS, run
 from oddswire._wire import Recorder
 from oddswire.databet import DatabetClient
 from oddswire.errors import ConfigError, RecordingError, RecordingVersionError
-from oddswire.record import FRAME, HTTP_DATA, SEND, Reader, Recording
+from oddswire.record import CONNECT, FRAME, HTTP_DATA, SEND, Reader, Recording
 from oddswire.replay import Replayer
 
 
@@ -174,6 +174,34 @@ def test_the_recorder_writes_at_its_size_bound_and_on_flush() -> None:
     rec.write(FRAME, b"y", 0x31)
     rec.flush()
     assert len(sink.data) == 9 * 114 + 15 and rec.records == 10 and rec.written == len(sink.data)
+
+
+def test_per_read_recorder_writes_at_the_end_of_each_socket_read(tmp_path):
+    class Sink:
+        def __init__(self) -> None:
+            self.writes: list[int] = []
+
+        def write(self, data: memoryview) -> int:
+            self.writes.append(len(data))
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    sink = Sink()
+    rec = Recorder(sink, flush_bytes=1 << 20, flush_interval=3600, per_read=True)
+    for _ in range(3):  # three frames of one socket read: FIN, not last in the buffer
+        rec.write(FRAME, b"x" * 10, 0x11)
+    assert sink.writes == [] and rec.buffered == 3 * 24
+    rec.write(FRAME, b"x" * 10, 0x31)  # the read's last frame: one write for all four
+    assert sink.writes == [4 * 24] and rec.buffered == 0
+    rec.write(FRAME, b"x", 0x11)
+    rec.write(CONNECT, b"")  # any record but a mid-read frame ends what is buffered
+    assert sink.writes == [4 * 24, 15 + 14] and rec.buffered == 0
+    # A plain recording writes per read (a crash loses at most the read in progress); a
+    # zstd one keeps the size / time bounds.
+    assert Recording(tmp_path / "a.rec", "broker").writer.per_read
+    assert not Recording(tmp_path / "b.rec.zst", "broker", compress=True).writer.per_read
 
 
 @pytest.mark.parametrize("loop", LOOPS)
