@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-import numpy as np
-import numpy.typing as npt
-
 from oddswire._aio import cancel_and_wait
+from oddswire._metrics import LatencyHistogram, StampLatency
 from oddswire.errors import (
     AuthError,
     CallbackError,
@@ -101,6 +99,9 @@ class CallbackRegistry:
         self._held: deque[tuple[str, tuple[Any, ...]]] | None = None
         self._held_limit = 0
         self.held_dropped = 0
+        #: Bumped whenever what ``direct()`` returns may change (``on``, ``hold``,
+        #: ``release``): a compiled caller that caches ``direct()`` re-reads it then.
+        self.generation = 0
 
     def on(self, name: str, fn: F | None = None) -> Any:
         if self._names is not None and name not in self._names:
@@ -109,6 +110,7 @@ class CallbackRegistry:
         def register(f: F) -> F:
             self._callbacks.setdefault(name, []).append(f)
             self._direct.pop(name, None)
+            self.generation += 1
             return f
         return register if fn is None else register(fn)
 
@@ -189,6 +191,7 @@ class CallbackRegistry:
             self._held_limit = limit
             self.held_dropped = 0
             self._direct.clear()
+            self.generation += 1
 
     def release(self) -> tuple[list[tuple[str, tuple[Any, ...]]], int]:
         """End the hold: the queued ``(name, args)`` in order and how many were dropped.
@@ -196,6 +199,7 @@ class CallbackRegistry:
         held, self._held = self._held, None
         dropped, self.held_dropped = self.held_dropped, 0
         self._direct.clear()
+        self.generation += 1
         return (list(held) if held else []), dropped
 
     def spawn(self, name: str, aw: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -341,41 +345,6 @@ class SequenceTracker:
         self.last = marker
 
 
-class LatencyHistogram:
-    """Nanosecond latencies in log-spaced buckets (HDR-style, ~3.7% resolution, 1 ns..100 s)."""
-
-    _BUCKETS = 700
-    _STEP = math.log(1e11) / (_BUCKETS - 1)
-    _EDGES: npt.NDArray[np.float64] = np.exp(np.arange(_BUCKETS) * _STEP)
-
-    def __init__(self) -> None:
-        self.counts = [0] * (self._BUCKETS + 1)
-        self.max = 0
-        self.n = 0
-
-    def record(self, ns: int) -> None:
-        i = math.ceil(math.log(ns) / self._STEP) if ns > 1 else 0
-        self.counts[min(i, self._BUCKETS)] += 1
-        self.n += 1
-        if ns > self.max:
-            self.max = ns
-
-    def percentile(self, q: float) -> float:
-        if self.n == 0:
-            return math.nan
-        rank = math.ceil(q / 100 * self.n)
-        i = int(np.searchsorted(np.cumsum(self.counts), max(rank, 1)))
-        return min(float(self._EDGES[min(i, self._BUCKETS - 1)]), float(self.max))
-
-    def summary(self) -> dict[str, float]:
-        return {"count": self.n, "p50_us": self.percentile(50) / 1e3,
-                "p99_us": self.percentile(99) / 1e3, "max_us": self.max / 1e3}
-
-    def reset(self) -> None:
-        self.counts = [0] * (self._BUCKETS + 1)
-        self.max = self.n = 0
-
-
 @dataclass
 class Stats:
     """Per-client counters; ``client.stats()`` returns ``snapshot()``."""
@@ -389,7 +358,7 @@ class Stats:
     started: float = field(default_factory=time.monotonic)
     receive_to_decoded: LatencyHistogram = field(default_factory=LatencyHistogram)
     receive_to_callback: LatencyHistogram = field(default_factory=LatencyHistogram)
-    server_to_receive: LatencyHistogram = field(default_factory=LatencyHistogram)
+    server_to_receive: StampLatency = field(default_factory=StampLatency)
 
     def snapshot(self, callbacks: CallbackRegistry | None = None, *,
                  messages: int | None = None, nbytes: int | None = None) -> dict[str, Any]:
