@@ -1,9 +1,12 @@
 from typing import Any
 
+from typing_extensions import disjoint_base
+
 from oddswire._framing import LineSink
 
 SLOT_NAMES: tuple[str, ...]
 
+@disjoint_base
 class LogSink(LineSink):
     """Applies DATA.BET /log lines for a DatabetClient: the compiled per-line loop."""
 

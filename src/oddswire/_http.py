@@ -205,7 +205,7 @@ class LineStream(asyncio.Protocol):
             sink.begin(t)
             try:
                 splitter.feed_into(data, sink)
-            except Exception as e:  # noqa: BLE001 - any failure ends this response
+            except Exception as e:  # any failure ends this response
                 sink.end()
                 self._fail(e if isinstance(e, ProtocolError | ConnectError)
                            else ProtocolError(f"line handling failed: {e!r}"))

@@ -1,6 +1,6 @@
-from typing import Any
+from typing import Any, Self
 
-from typing_extensions import Self, disjoint_base
+from typing_extensions import disjoint_base
 
 def bucket_index(ns: int) -> int: ...
 def bucket_upper(i: int) -> int: ...
@@ -20,6 +20,7 @@ class LatencyHistogram:
     def reset(self) -> None: ...
     def merge(self, other: LatencyHistogram) -> None: ...
 
+@disjoint_base
 class StampLatency(LatencyHistogram):
     """Server stamp -> receive, with a clock-offset estimate (min over a window)."""
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import inspect
 import logging
 import math
 import random
 import re
+import socket
+import struct
+import termios
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
@@ -355,6 +359,7 @@ class Stats:
     gaps: int = 0
     errors: int = 0
     resyncs: int = 0
+    slow_consumers: int = 0
     started: float = field(default_factory=time.monotonic)
     receive_to_decoded: LatencyHistogram = field(default_factory=LatencyHistogram)
     receive_to_callback: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -370,6 +375,7 @@ class Stats:
         out: dict[str, Any] = {
             "messages": messages, "bytes": nbytes, "reconnects": self.reconnects,
             "gaps": self.gaps, "errors": self.errors, "resyncs": self.resyncs,
+            "slow_consumers": self.slow_consumers,
             "messages_per_s": messages / elapsed, "mb_per_s": nbytes / elapsed / 1e6,
             "receive_to_decoded": self.receive_to_decoded.summary(),
             "receive_to_callback": self.receive_to_callback.summary(),
@@ -491,6 +497,15 @@ def describe(exc: BaseException) -> str:
 _DIGITS = re.compile(r"\d+")
 
 
+def _unread_bytes(sock: socket.socket) -> int:
+    """Bytes received by the kernel that the socket's reader has not read yet (FIONREAD)."""
+    try:
+        buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):  # closed meanwhile
+        return 0
+    return int(struct.unpack("i", buf)[0])
+
+
 class FeedClient:
     """The shape every feed client shares (DESIGN §5): callbacks, stats, the staleness gate
     and ``run()``: connect, and reconnect with the policy's backoff until ``stop()``.
@@ -506,16 +521,34 @@ class FeedClient:
 
     The same error repeated on one connection (a flood of bad frames) is reported through
     ``error`` once; when the connection ends, one ``RepeatedError`` carries the count.
+
+    Slow consumer: ``slow_consumer(backlog, lag)`` fires (once per episode, counted in
+    ``stats()["slow_consumers"]``, logged as a warning) when the callbacks cannot keep up:
+    for a stream, at least ``slow_backlog_bytes`` waited unread in the socket for
+    ``slow_after_s`` seconds in a row (the callbacks take longer than the arrival interval,
+    so the kernel's receive queue grows until TCP makes the server wait); ``backlog`` is
+    then those bytes and ``lag`` (seconds) how long the callbacks need to get through them
+    at the rate they kept meanwhile. (55-tech reliable delivery fires it too: ``backlog``
+    is the messages waiting for their ack, ``lag`` None.) What a bot should do: conflate
+    (keep the latest update per key and act on it once per read: DATA.BET's ``batch``
+    event), move slow work off the loop (``loop.run_in_executor``, a queue drained by a
+    task), or never await inside a callback on the hot path; the tables are updated
+    before any callback, so skipping work never loses state. The episode ends when the
+    backlog falls below ``slow_backlog_bytes``.
     """
 
     EVENTS: frozenset[str] = frozenset()
     FEED = "feed"
     #: Coroutine callbacks still running when ``run()`` ends get this long, then a cancel.
     DRAIN_TIMEOUT = 1.0
+    #: Slow-consumer detection (see the class docstring); settable per instance.
+    slow_backlog_bytes = 256 * 1024
+    slow_after_s = 1.0
 
     def __init__(self, *, reconnect: ReconnectPolicy | None, stale_after: float) -> None:
         self.log = logging.getLogger(type(self).__module__)
-        self.callbacks = CallbackRegistry(self.EVENTS)
+        self.callbacks = CallbackRegistry(
+            self.EVENTS | {"slow_consumer"} if self.EVENTS else self.EVENTS)
         self.stats_counters = Stats()
         self.policy = reconnect or ReconnectPolicy()
         self.gate = StalenessGate(stale_after, self._health_changed)
@@ -533,6 +566,9 @@ class FeedClient:
         self._polls: set[Poll] = set()
         self._links = 0  # connections opened by this run()
         self._hydrating = 0
+        self._slow_since: float | None = None  # the backlog is up since (monotonic)
+        self._slow_bytes = 0  # bytes consumed when it rose
+        self._slow_fired = False
 
     def on(self, name: str, fn: Any = None) -> Any:
         """Register a callback: ``client.on(name, fn)`` or ``@client.on(name)``."""
@@ -684,6 +720,10 @@ class FeedClient:
     def _check_liveness(self) -> None:
         """Called a few times per ``gate.limit`` seconds: apply the feed's liveness rule."""
 
+    def _read_socket(self) -> socket.socket | None:
+        """The socket the feed reads from (for the slow-consumer check), None when down."""
+        return None
+
     def _volume(self) -> dict[str, int]:
         """``messages`` / ``nbytes`` for ``stats()`` when counted outside ``Stats``."""
         return {}
@@ -792,7 +832,32 @@ class FeedClient:
                 self.callbacks.emit("error", RepeatedError(first, more))
 
     async def _watchdog(self) -> None:
-        step = min(0.25, self.gate.limit / 4)
+        step = min(0.25, self.gate.limit / 4, self.slow_after_s / 4)
         while True:
             await asyncio.sleep(step)
             self._check_liveness()
+            self._check_backlog()
+
+    def _check_backlog(self) -> None:
+        """The slow-consumer rule for streams (see the class docstring)."""
+        sock = self._read_socket()
+        backlog = _unread_bytes(sock) if sock is not None else 0
+        if backlog < self.slow_backlog_bytes:
+            self._slow_since, self._slow_fired = None, False
+            return
+        now = time.monotonic()
+        consumed = self._volume().get("nbytes", self.stats_counters.bytes)
+        if self._slow_since is None:
+            self._slow_since, self._slow_bytes = now, consumed
+        elif not self._slow_fired and now - self._slow_since >= self.slow_after_s:
+            self._slow_fired = True
+            rate = (consumed - self._slow_bytes) / (now - self._slow_since)
+            self._slow_consumer(backlog, backlog / rate if rate > 0 else math.inf)
+
+    def _slow_consumer(self, backlog: int, lag: float | None) -> None:
+        """Report a slow consumer: counted, logged, ``slow_consumer(backlog, lag)``."""
+        self.stats_counters.slow_consumers += 1
+        self.log.warning("%s: slow consumer: %d waiting%s; callbacks are slower than the "
+                         "feed", self.FEED, backlog,
+                         "" if lag is None else f", {lag:.2f}s behind")
+        self.callbacks.emit("slow_consumer", backlog, lag)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import ssl
 import tempfile
 import time
@@ -75,6 +76,7 @@ EVENTS = frozenset({
     "stale",        # (reason) healthy went False: bets must stop
     "healthy",      # () healthy went True again
     "error",        # (exception) decode errors, HTTP errors, callback errors, disconnects
+    "slow_consumer",  # (backlog, lag) callbacks cannot keep up (see FeedClient)
 })
 _KIND_EVENT = {
     "markets_updated": "markets", "bet_stop_updated": "bet_stop", "fixture_updated": "fixture",
@@ -232,6 +234,13 @@ class DatabetClient(FeedClient):
 
     def _finished(self) -> None:
         self._flush()
+
+    def _read_socket(self) -> socket.socket | None:
+        stream = self._stream
+        if stream is None or stream.transport is None:
+            return None
+        sock: socket.socket | None = stream.transport.get_extra_info("socket")
+        return sock
 
     def _check_liveness(self) -> None:
         if self._stream is not None and not self.gate.held and not self.gate.check():
