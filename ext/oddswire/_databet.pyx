@@ -40,6 +40,7 @@ cdef class LogSink(LineSink):
     cdef list _targets
     cdef list _batch
     cdef object _generation
+    cdef object _version, _last  # client.version and sequence.last, written back lazily
     cdef int64_t _t_recv, _max_lag_ns
     cdef Py_ssize_t _n, _nbytes
     cdef bint _touch
@@ -58,6 +59,7 @@ cdef class LogSink(LineSink):
         self._max_lag_ns = client.max_lag_ns
         self._kinds = _SLOT_OF
         self._batch = None
+        self._version = self._last = None
         self._refresh()
 
     cdef int _refresh(self) except -1:
@@ -74,6 +76,8 @@ cdef class LogSink(LineSink):
         self._touch = True
         self._n = self._nbytes = 0
         self._batch = [] if self._targets[<int>S_BATCH] is not None else None
+        self._version = None
+        self._last = self._sequence.last
         if self._client._established_at is None:
             self._client._mark_established()
 
@@ -82,6 +86,7 @@ cdef class LogSink(LineSink):
         lines the read carried."""
         cdef Py_ssize_t n = self._n
         cdef list batch = self._batch
+        self._sync()
         stats = self._stats
         if n:
             stats.messages += n
@@ -104,8 +109,18 @@ cdef class LogSink(LineSink):
         finally:
             self.end()
 
+    cdef inline int _sync(self) except -1:
+        """Write the version and the sequence mark back (before Python code can look)."""
+        if self._version is not None:
+            self._client.version = self._version
+            self._sequence.last = self._last
+            self._version = None
+        return 0
+
     cdef int _call(self, int slot, object fn, object arg) except -1:
-        cdef int64_t t0 = monotonic_ns()
+        cdef int64_t t0
+        self._sync()
+        t0 = monotonic_ns()
         try:
             fn(arg)
         except Exception as e:  # a bot's bug must not kill the feed
@@ -125,11 +140,13 @@ cdef class LogSink(LineSink):
         try:
             a = self._apply(PyBytes_FromStringAndSize(data, size))
         except DecodeError as e:
+            self._sync()
             client._bad_line(e)
             return 0
         self._decoded.record(monotonic_ns() - self._t_recv)
         slot = self._kinds.get(a.event_type, S_NONE)
         if slot == S_HEARTBEAT:
+            self._sync()
             if client._lagging:
                 client._lag(a.timestamp_ns)
             self._gate.touch()
@@ -143,19 +160,24 @@ cdef class LogSink(LineSink):
                 now = realtime_ns()
                 self._server.record_stamp(now, ts)
                 if (now - <int64_t>ts > self._max_lag_ns) != bool(client._lagging):
+                    self._sync()
                     client._lag_state(now - <int64_t>ts)
         if self._touch or not self._gate.healthy:
             self._touch = False
+            self._sync()  # touch() may run the healthy callbacks
             self._gate.touch()
         version = a.version
-        seq = self._sequence
-        last = seq.last
+        last = self._last
         if last is not None and version is not None and version > last:
-            seq.last = version  # SequenceTracker.observe's "ok", inline
-        elif seq.observe(version) != "ok":
-            self._stats.gaps += 1
-        client.version = version
+            self._last = self._version = version  # SequenceTracker.observe's "ok", inline
+        else:
+            self._sync()
+            if self._sequence.observe(version) != "ok":
+                self._stats.gaps += 1
+            self._last = self._sequence.last
+            client.version = version
         if not a.known_event:
+            self._sync()
             client._unknown_event(a)
         elif slot != S_NONE:
             fn = self._targets[slot]

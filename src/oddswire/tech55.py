@@ -113,7 +113,7 @@ EVENTS = frozenset({
     "halt",            # (payload: Emergency) emergency mode on: client.halted is True
     "resume",          # (payload: Emergency) emergency mode off: client.halted is False
     "login",           # (session: Session) login_ok
-    "slow_consumer",   # (backlog, lag) backlog: our unacked messages fill the reliable buffer; lag None
+    "slow_consumer",   # (backlog, lag) unacked messages fill the reliable buffer; lag None
     "connected",       # () WebSocket open (before the login)
     "disconnected",    # (reason) the connection ended
     "stale",           # (reason) healthy went False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -30,7 +31,7 @@ def test_bucket_index_and_edges_equal_the_twin(v: int) -> None:
 def test_bucket_edges_are_contiguous_and_increasing() -> None:
     tops = [_metrics.bucket_upper(i) for i in range(twin.NBUCKETS)]
     assert tops == [twin.bucket_upper(i) for i in range(twin.NBUCKETS)]
-    assert all(b > a for a, b in zip(tops, tops[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(tops))
     for i in range(1, twin.NBUCKETS):
         assert _metrics.bucket_index(tops[i - 1] + 1) == i
     with pytest.raises(IndexError):
