@@ -34,7 +34,8 @@ cdef class LogSink(LineSink):
     the ``batch`` callback the read's ``Applied`` list. ``lines(list, t_recv)`` does all
     three for lines split in Python (a body that is not chunked)."""
 
-    cdef object _client, _apply, _callbacks, _gate, _sequence, _stats, _kinds
+    cdef object _client, _apply, _callbacks, _gate, _sequence, _stats
+    cdef dict _kinds
     cdef LatencyHistogram _decoded, _to_callback, _callback_time
     cdef StampLatency _server
     cdef list _targets
