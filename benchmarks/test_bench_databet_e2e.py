@@ -38,14 +38,14 @@ import orjson
 import pytest
 import uvloop
 
-from conftest import record_latency
+from conftest import record_latency, scale
 from oddswire.databet import DatabetClient
 from oddswire.sim.databet_world import DatabetWorld
 from test_bench_odds import DictBook, _dict_state, _table_state
 
-N = 100_000
-LATENCY_N = 6_000  # ~3 s at ~2k logs/s
-LATENCY_SKIP = 500  # connection warm-up, not sampled
+N = scale(100_000)
+LATENCY_N = scale(6_000, 1_000)  # ~3 s at ~2k logs/s
+LATENCY_SKIP = scale(500)  # connection warm-up, not sampled
 PER_CHUNK = 64  # lines per HTTP chunk (~60 KB)
 STAMP = b"1111111111111111111"  # a 19-digit placeholder for time.time_ns(), patched per chunk
 
