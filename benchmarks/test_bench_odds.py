@@ -53,7 +53,9 @@ class DictBook:
         self.version = ""
 
     def apply(self, raw: bytes) -> None:
-        log = orjson.loads(raw)
+        self.apply_log(orjson.loads(raw))
+
+    def apply_log(self, log: dict[str, Any]) -> None:
         kind, pl = log["event_type"], log.get("payload")
         if kind == "heartbeat":
             return

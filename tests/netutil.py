@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
+import queue
 import ssl
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +84,34 @@ def server_context(certs: dict[str, Path]) -> ssl.SSLContext:
     ctx.load_cert_chain(str(certs["server"]), str(certs["server_key"]))
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+@contextlib.contextmanager
+def server_thread(make: Callable[[], Any]) -> Iterator[Any]:
+    """Run a simulator (an async context manager made by ``make()``) on its own event loop
+    in a thread, as a real server is: a client that blocks its loop does not slow the
+    server down. Yields the entered simulator; the thread ends on exit."""
+    ready: queue.Queue[Any] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        try:
+            async with make() as sim:
+                ready.put(sim)
+                await stop.wait()
+        except BaseException as e:
+            ready.put(e)
+            raise
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    got = ready.get(timeout=10)
+    if isinstance(got, BaseException):
+        raise got
+    try:
+        yield got
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

@@ -5,7 +5,7 @@ package is built, so it must not import ``oddswire``.
 """
 
 # Cython extensions: ext/oddswire/<name>.pyx is built into oddswire.<name>.
-CYTHON_MODULES = ("_framing", "_wire", "_tech55")
+CYTHON_MODULES = ("_metrics", "_framing", "_databet", "_wire", "_tech55")
 
 # The Rust core, built by maturin from rust/ (the oddswire-native distribution).
 NATIVE_MODULE = "oddswire_native"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from oddswire._framing import LineSink
 from oddswire.codec import ChunkedLineSplitter
 from oddswire.errors import (
     CertificateError,
@@ -127,12 +128,17 @@ class LineStream(asyncio.Protocol):
 
     ``progress_timeout``: fail with ``ConnectError`` when no line (or, before the head, no
     head) arrived for that long: a server that stalls or trickles cannot hold us for ever.
+
+    ``sink``: a ``LineSink`` with ``begin(t_recv)`` / ``end() -> lines`` (such as
+    ``oddswire._databet.LogSink``) that a chunked body's lines go to straight from the
+    splitter, with no list and no Python call per line; ``on_lines`` still gets the lines
+    split in Python (the last line, a body that is not chunked).
     """
 
     def __init__(self, on_lines: Callable[[list[bytes], int], None] | None, *,
                  max_line_bytes: int = 64 * 2**20, max_body_bytes: int = MAX_BODY,
                  on_head: Callable[[HTTPResponse], None] | None = None,
-                 progress_timeout: float | None = None) -> None:
+                 progress_timeout: float | None = None, sink: Any = None) -> None:
         loop = asyncio.get_running_loop()
         self.head: asyncio.Future[HTTPResponse] = loop.create_future()
         self.done: asyncio.Future[None] = loop.create_future()
@@ -142,6 +148,7 @@ class LineStream(asyncio.Protocol):
         self.bytes = 0
         self._loop = loop
         self._on_lines = on_lines
+        self._sink: Any = sink if isinstance(sink, LineSink) else None
         self._buf = bytearray()
         self._response: HTTPResponse | None = None
         self._splitter: ChunkedLineSplitter | PlainLineSplitter | None = None
@@ -201,6 +208,21 @@ class LineStream(asyncio.Protocol):
     def _feed_lines(self, data: bytes, t: int) -> None:
         splitter = self._splitter
         assert splitter is not None and self._on_lines is not None
+        sink = self._sink
+        if sink is not None and isinstance(splitter, ChunkedLineSplitter):
+            sink.begin(t)
+            try:
+                splitter.feed_into(data, sink)
+            except Exception as e:  # any failure ends this response
+                sink.end()
+                self._fail(e if isinstance(e, ProtocolError | ConnectError)
+                           else ProtocolError(f"line handling failed: {e!r}"))
+                return
+            if sink.end():
+                self._last_progress = self._loop.time()
+            if splitter.done:
+                self._end_lines(t)
+            return
         try:
             lines = splitter.feed(data)
         except ProtocolError as e:
@@ -371,11 +393,11 @@ async def open_stream(ep: Endpoint, method: str, path: str, headers: dict[str, s
                       on_lines: Callable[[list[bytes], int], None], timeout: float = 10.0, *,
                       on_head: Callable[[HTTPResponse], None] | None = None,
                       max_line_bytes: int = 64 * 2**20,
-                      progress_timeout: float | None = None) -> LineStream:
+                      progress_timeout: float | None = None, sink: Any = None) -> LineStream:
     """Connect, send the request and wait for the head. A status other than 200 raises
     ``HTTPStatusError`` at once (its body is not read). Cancelling closes the connection."""
     proto = LineStream(on_lines, on_head=on_head, max_line_bytes=max_line_bytes,
-                       progress_timeout=progress_timeout)
+                       progress_timeout=progress_timeout, sink=sink)
     try:
         await _send_request(ep, proto, method, path, headers, timeout)
         try:

@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -238,6 +239,13 @@ class WSFeedClient(FeedClient):
         for k in self._totals:
             self._totals[k] += getattr(listener, k)
         self._listener = self._transport = None
+
+    def _read_socket(self) -> socket.socket | None:
+        t = self._transport
+        if t is None or t.is_disconnected:
+            return None
+        sock: socket.socket | None = t.underlying_transport.get_extra_info("socket")
+        return sock
 
     def _send(self, obj: Any) -> None:
         """Send one JSON text message (dropped when not connected)."""

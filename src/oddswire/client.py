@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import inspect
 import logging
 import math
 import os
 import random
 import re
+import socket
+import struct
+import termios
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
@@ -19,10 +23,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-import numpy as np
-import numpy.typing as npt
-
 from oddswire._aio import cancel_and_wait
+from oddswire._metrics import LatencyHistogram, StampLatency
 from oddswire.errors import (
     AuthError,
     CallbackError,
@@ -106,6 +108,9 @@ class CallbackRegistry:
         self._held: deque[tuple[str, tuple[Any, ...]]] | None = None
         self._held_limit = 0
         self.held_dropped = 0
+        #: Bumped whenever what ``direct()`` returns may change (``on``, ``hold``,
+        #: ``release``): a compiled caller that caches ``direct()`` re-reads it then.
+        self.generation = 0
 
     def on(self, name: str, fn: F | None = None) -> Any:
         if self._names is not None and name not in self._names:
@@ -114,6 +119,7 @@ class CallbackRegistry:
         def register(f: F) -> F:
             self._callbacks.setdefault(name, []).append(f)
             self._direct.pop(name, None)
+            self.generation += 1
             return f
         return register if fn is None else register(fn)
 
@@ -194,6 +200,7 @@ class CallbackRegistry:
             self._held_limit = limit
             self.held_dropped = 0
             self._direct.clear()
+            self.generation += 1
 
     def release(self) -> tuple[list[tuple[str, tuple[Any, ...]]], int]:
         """End the hold: the queued ``(name, args)`` in order and how many were dropped.
@@ -201,6 +208,7 @@ class CallbackRegistry:
         held, self._held = self._held, None
         dropped, self.held_dropped = self.held_dropped, 0
         self._direct.clear()
+        self.generation += 1
         return (list(held) if held else []), dropped
 
     def spawn(self, name: str, aw: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -346,41 +354,6 @@ class SequenceTracker:
         self.last = marker
 
 
-class LatencyHistogram:
-    """Nanosecond latencies in log-spaced buckets (HDR-style, ~3.7% resolution, 1 ns..100 s)."""
-
-    _BUCKETS = 700
-    _STEP = math.log(1e11) / (_BUCKETS - 1)
-    _EDGES: npt.NDArray[np.float64] = np.exp(np.arange(_BUCKETS) * _STEP)
-
-    def __init__(self) -> None:
-        self.counts = [0] * (self._BUCKETS + 1)
-        self.max = 0
-        self.n = 0
-
-    def record(self, ns: int) -> None:
-        i = math.ceil(math.log(ns) / self._STEP) if ns > 1 else 0
-        self.counts[min(i, self._BUCKETS)] += 1
-        self.n += 1
-        if ns > self.max:
-            self.max = ns
-
-    def percentile(self, q: float) -> float:
-        if self.n == 0:
-            return math.nan
-        rank = math.ceil(q / 100 * self.n)
-        i = int(np.searchsorted(np.cumsum(self.counts), max(rank, 1)))
-        return min(float(self._EDGES[min(i, self._BUCKETS - 1)]), float(self.max))
-
-    def summary(self) -> dict[str, float]:
-        return {"count": self.n, "p50_us": self.percentile(50) / 1e3,
-                "p99_us": self.percentile(99) / 1e3, "max_us": self.max / 1e3}
-
-    def reset(self) -> None:
-        self.counts = [0] * (self._BUCKETS + 1)
-        self.max = self.n = 0
-
-
 @dataclass
 class Stats:
     """Per-client counters; ``client.stats()`` returns ``snapshot()``."""
@@ -391,10 +364,11 @@ class Stats:
     gaps: int = 0
     errors: int = 0
     resyncs: int = 0
+    slow_consumers: int = 0
     started: float = field(default_factory=time.monotonic)
     receive_to_decoded: LatencyHistogram = field(default_factory=LatencyHistogram)
     receive_to_callback: LatencyHistogram = field(default_factory=LatencyHistogram)
-    server_to_receive: LatencyHistogram = field(default_factory=LatencyHistogram)
+    server_to_receive: StampLatency = field(default_factory=StampLatency)
 
     def snapshot(self, callbacks: CallbackRegistry | None = None, *,
                  messages: int | None = None, nbytes: int | None = None) -> dict[str, Any]:
@@ -406,6 +380,7 @@ class Stats:
         out: dict[str, Any] = {
             "messages": messages, "bytes": nbytes, "reconnects": self.reconnects,
             "gaps": self.gaps, "errors": self.errors, "resyncs": self.resyncs,
+            "slow_consumers": self.slow_consumers,
             "messages_per_s": messages / elapsed, "mb_per_s": nbytes / elapsed / 1e6,
             "receive_to_decoded": self.receive_to_decoded.summary(),
             "receive_to_callback": self.receive_to_callback.summary(),
@@ -556,6 +531,15 @@ class WireTap:
             self.recording.write(kind, payload, flags)
 
 
+def _unread_bytes(sock: socket.socket) -> int:
+    """Bytes received by the kernel that the socket's reader has not read yet (FIONREAD)."""
+    try:
+        buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):  # closed meanwhile
+        return 0
+    return int(struct.unpack("i", buf)[0])
+
+
 class FeedClient:
     """The shape every feed client shares (DESIGN §5): callbacks, stats, the staleness gate
     and ``run()``: connect, and reconnect with the policy's backoff until ``stop()``.
@@ -575,12 +559,29 @@ class FeedClient:
     ``record=PATH`` records what the client receives (``oddswire.record``; a path ending
     in ``.zst`` is zstd-compressed) for ``oddswire.replay``; ``where`` (no secrets) names
     the feed's address in the recording's header.
+
+    Slow consumer: ``slow_consumer(backlog, lag)`` fires (once per episode, counted in
+    ``stats()["slow_consumers"]``, logged as a warning) when the callbacks cannot keep up:
+    for a stream, at least ``slow_backlog_bytes`` waited unread in the socket for
+    ``slow_after_s`` seconds in a row (the callbacks take longer than the arrival interval,
+    so the kernel's receive queue grows until TCP makes the server wait); ``backlog`` is
+    then those bytes and ``lag`` (seconds) how long the callbacks need to get through them
+    at the rate they kept meanwhile. (55-tech reliable delivery fires it too: ``backlog``
+    is the messages waiting for their ack, ``lag`` None.) What a bot should do: conflate
+    (keep the latest update per key and act on it once per read: DATA.BET's ``batch``
+    event), move slow work off the loop (``loop.run_in_executor``, a queue drained by a
+    task), or never await inside a callback on the hot path; the tables are updated
+    before any callback, so skipping work never loses state. The episode ends when the
+    backlog falls below ``slow_backlog_bytes``.
     """
 
     EVENTS: frozenset[str] = frozenset()
     FEED = "feed"
     #: Coroutine callbacks still running when ``run()`` ends get this long, then a cancel.
     DRAIN_TIMEOUT = 1.0
+    #: Slow-consumer detection (see the class docstring); settable per instance.
+    slow_backlog_bytes = 256 * 1024
+    slow_after_s = 1.0
 
     def __init__(self, *, reconnect: ReconnectPolicy | None, stale_after: float,
                  record: RecordPath = None, where: str = "") -> None:
@@ -590,7 +591,8 @@ class FeedClient:
             self.tap.recording = Recording(record, self.FEED, where=where,
                                            compress=os.fspath(record).endswith(".zst"))
         self.log = logging.getLogger(type(self).__module__)
-        self.callbacks = CallbackRegistry(self.EVENTS)
+        self.callbacks = CallbackRegistry(
+            self.EVENTS | {"slow_consumer"} if self.EVENTS else self.EVENTS)
         self.stats_counters = Stats()
         self.policy = reconnect or ReconnectPolicy()
         self.gate = StalenessGate(stale_after, self._health_changed)
@@ -608,6 +610,9 @@ class FeedClient:
         self._polls: set[Poll] = set()
         self._links = 0  # connections opened by this run()
         self._hydrating = 0
+        self._slow_since: float | None = None  # the backlog is up since (monotonic)
+        self._slow_bytes = 0  # bytes consumed when it rose
+        self._slow_fired = False
 
     def on(self, name: str, fn: Any = None) -> Any:
         """Register a callback: ``client.on(name, fn)`` or ``@client.on(name)``."""
@@ -772,6 +777,10 @@ class FeedClient:
     def _check_liveness(self) -> None:
         """Called a few times per ``gate.limit`` seconds: apply the feed's liveness rule."""
 
+    def _read_socket(self) -> socket.socket | None:
+        """The socket the feed reads from (for the slow-consumer check), None when down."""
+        return None
+
     def _volume(self) -> dict[str, int]:
         """``messages`` / ``nbytes`` for ``stats()`` when counted outside ``Stats``."""
         return {}
@@ -881,9 +890,34 @@ class FeedClient:
                 self.callbacks.emit("error", RepeatedError(first, more))
 
     async def _watchdog(self) -> None:
-        step = min(0.25, self.gate.limit / 4)
+        step = min(0.25, self.gate.limit / 4, self.slow_after_s / 4)
         while True:
             await asyncio.sleep(step)
             self._check_liveness()
             if self.tap.recording is not None:
                 self.tap.recording.writer.tick()
+            self._check_backlog()
+
+    def _check_backlog(self) -> None:
+        """The slow-consumer rule for streams (see the class docstring)."""
+        sock = self._read_socket()
+        backlog = _unread_bytes(sock) if sock is not None else 0
+        if backlog < self.slow_backlog_bytes:
+            self._slow_since, self._slow_fired = None, False
+            return
+        now = time.monotonic()
+        consumed = self._volume().get("nbytes", self.stats_counters.bytes)
+        if self._slow_since is None:
+            self._slow_since, self._slow_bytes = now, consumed
+        elif not self._slow_fired and now - self._slow_since >= self.slow_after_s:
+            self._slow_fired = True
+            rate = (consumed - self._slow_bytes) / (now - self._slow_since)
+            self._slow_consumer(backlog, backlog / rate if rate > 0 else math.inf)
+
+    def _slow_consumer(self, backlog: int, lag: float | None) -> None:
+        """Report a slow consumer: counted, logged, ``slow_consumer(backlog, lag)``."""
+        self.stats_counters.slow_consumers += 1
+        self.log.warning("%s: slow consumer: %d waiting%s; callbacks are slower than the "
+                         "feed", self.FEED, backlog,
+                         "" if lag is None else f", {lag:.2f}s behind")
+        self.callbacks.emit("slow_consumer", backlog, lag)

@@ -113,7 +113,7 @@ EVENTS = frozenset({
     "halt",            # (payload: Emergency) emergency mode on: client.halted is True
     "resume",          # (payload: Emergency) emergency mode off: client.halted is False
     "login",           # (session: Session) login_ok
-    "slow_consumer",   # (unacked, limit) the reliable buffer is full of our unacked messages
+    "slow_consumer",   # (backlog, lag) unacked messages fill the reliable buffer; lag None
     "connected",       # () WebSocket open (before the login)
     "disconnected",    # (reason) the connection ended
     "stale",           # (reason) healthy went False
@@ -583,8 +583,9 @@ class Tech55Client(WSFeedClient):
     (``stats()["duplicates"]``) but is acked again when it asks for one; a new
     ``subscriptionId`` starts a new sequence. ``reliable=True`` asks for reliable delivery:
     each message with ``requireAck`` is acked after its callbacks returned (a coroutine
-    callback's ack waits for it). ``slow_consumer(unacked, limit)`` fires when
-    ``reliable_buffer`` (100, the server's buffer) messages wait for their ack.
+    callback's ack waits for it). ``slow_consumer(backlog, lag)`` (``FeedClient``'s event)
+    fires when ``backlog`` >= ``reliable_buffer`` (100, the server's buffer) messages wait
+    for their ack; ``lag`` is None.
 
     ``emergency`` with ``active: true`` sets ``halted`` (check it before placing an order)
     and fires ``halt(payload)``; ``active: false`` clears it and fires ``resume(payload)``.
@@ -1132,10 +1133,7 @@ class Tech55Client(WSFeedClient):
     def _check_slow(self) -> None:
         if not self._slow and self._unacked >= self.reliable_buffer:
             self._slow = True
-            self.log.warning("55-tech: %d messages wait for their ack (the server buffers "
-                             "%d): callbacks are slower than the feed", self._unacked,
-                             self.reliable_buffer)
-            self.callbacks.emit("slow_consumer", self._unacked, self.reliable_buffer)
+            self._slow_consumer(self._unacked, None)  # counted, logged, emitted
         elif self._slow and self._unacked < self.reliable_buffer // 2:
             self._slow = False
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
 import pytest
 
-from netutil import LOOPS, make_certs, run, server_context, wait_until
+from netutil import LOOPS, make_certs, run, server_context, server_thread, wait_until
 from oddswire.broker import BrokerClient
 from oddswire.client import ReconnectPolicy
 from oddswire.errors import (
@@ -309,3 +310,28 @@ def test_configuration_errors_are_clear() -> None:
         BrokerClient("ws://127.0.0.1:1", token="t", symbols="eurusd")
     with pytest.raises(ConfigError, match="unknown event"):
         BrokerClient("ws://127.0.0.1:1", token="t").on("quotes", print)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_slow_quote_callback_is_a_slow_consumer_on_a_websocket_feed(loop: str) -> None:
+    # The simulator has its own thread, like a real server: a callback that blocks the
+    # client's loop must not slow the server down, or no backlog ever builds.
+    with server_thread(lambda: BrokerSimulator(rate=None, customers=CUSTOMERS)) as sim:
+        run(loop, lambda: slow_consumer_seen(sim))
+
+
+async def slow_consumer_seen(sim: BrokerSimulator) -> None:
+    client = BrokerClient(sim.url, token=sim.signer.customer(7), account=2000009,
+                          symbols=list(sim.walk.spec), reconnect=FAST)
+    client.slow_after_s = 0.3
+    client.slow_backlog_bytes = 16 * 1024
+    slow: list[tuple[int, float | None]] = []
+    client.on("slow_consumer", lambda backlog, lag: slow.append((backlog, lag)))
+    # ~5k quotes/s at most: far behind a simulator writing as fast as it can.
+    client.on("quote", lambda symbol, bid, ask, ts: time.sleep(0.0002))
+    task = await started(client)
+    await wait_until(lambda: bool(slow), what="slow_consumer")
+    await stopped(client, task)
+    backlog, lag = slow[0]
+    assert backlog >= 16 * 1024 and lag is not None and lag > 0
+    assert client.stats()["slow_consumers"] == len(slow) >= 1
