@@ -1,6 +1,7 @@
 //! PyO3 classes over `odds::OddsCore`: the DATA.BET `OddsTable` with numpy row columns,
 //! the `Applied` result of one line and the `SportEvent` view of an event's side objects.
 
+pub mod id;
 pub mod odds;
 
 use std::ops::Range;
@@ -13,7 +14,7 @@ use crate::betcore::untracked;
 use crate::errors::{build, loads};
 use crate::frame_bytes;
 use crate::json::Parser;
-use odds::{parse_log, Cols, ColumnStore, Kind, LogError, OddsCore, Outcome};
+use odds::{parse_log_into, Cols, ColumnStore, Kind, LogError, OddsCore, Outcome, ParsedLog};
 
 /// A DATA.BET line that could not be applied; `index` is its position in an `apply_many` batch.
 fn log_error(py: Python<'_>, e: &LogError, index: Option<usize>) -> PyErr {
@@ -406,8 +407,7 @@ impl OddsTable {
     /// Apply one line and say what it changed; the table keeps nothing of the line.
     fn apply_line(&mut self, py: Python<'_>, line: &Bound<'_, PyAny>, index: Option<usize>) -> PyResult<Outcome> {
         let buf = frame_bytes(line)?;
-        let log = parse_log(buf).map_err(|e| log_error(py, &e, index))?;
-        Ok(self.core.apply_parsed(buf, &log))
+        self.core.apply(buf).map_err(|e| log_error(py, &e, index))
     }
 
     fn apply_one<'py>(
@@ -417,7 +417,8 @@ impl OddsTable {
         index: Option<usize>,
     ) -> PyResult<Bound<'py, Applied>> {
         let buf = frame_bytes(line)?;
-        let log = parse_log(buf).map_err(|e| log_error(py, &e, index))?;
+        let mut log = ParsedLog::default();
+        parse_log_into(buf, &mut log).map_err(|e| log_error(py, &e, index))?;
         let outcome = self.core.apply_parsed(buf, &log);
         let applied = Applied {
             kind: log.kind.expect("parsed"),
@@ -584,7 +585,7 @@ impl OddsTable {
     fn event(&self, py: Python<'_>, sport_event_id: &str) -> Option<SportEvent> {
         let e = self.core.event_by_id(sport_event_id)?;
         let b = |r: &Option<Box<[u8]>>| r.as_ref().map(|r| PyBytes::new(py, r).unbind());
-        let mut market_ids: Vec<String> = e.market_slots().map(|(k, _)| k.to_string()).collect();
+        let mut market_ids: Vec<String> = self.core.market_slots(e).map(|(k, _)| k.to_string()).collect();
         market_ids.sort_unstable();
         Some(SportEvent {
             sport_event_id: e.id.to_string(),
@@ -608,8 +609,7 @@ impl OddsTable {
         sport_event_id: &str,
         market_id: &str,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let Some(e) = self.core.event_by_id(sport_event_id) else { return Ok(None) };
-        let Some((_, slot)) = e.market_slots().find(|(k, _)| *k == market_id) else { return Ok(None) };
+        let Some(slot) = self.core.market_slot(sport_event_id, market_id) else { return Ok(None) };
         let m = self.core.market(slot).expect("live market");
         let rows = PyDict::new(py);
         for (id, row) in self.core.market_odds(slot) {
@@ -620,7 +620,7 @@ impl OddsTable {
             [
                 m.status.into_pyobject(py)?.into_any(),
                 m.type_id.into_pyobject(py)?.into_any(),
-                PyString::new(py, &m.specifiers).into_any(),
+                PyString::new(py, m.specifiers.as_str()).into_any(),
                 rows.into_any(),
             ],
         )?))
