@@ -2,7 +2,7 @@
 oddswire.broker and oddswire.databet, not directly."""
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal, Self, final
+from typing import Any, Final, Literal, Self, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -82,7 +82,8 @@ class QuoteBook:
 @final
 class Applied:
     """One applied DATA.BET log line: what it was and what it changed. Strings and the
-    payload are decoded from the line only when read."""
+    payload are decoded from the line only when read. Not GC-tracked when the line is an
+    exact ``bytes`` or ``str`` (it then holds nothing that can form a cycle)."""
 
     @property
     def event_type(self) -> str: ...
@@ -144,7 +145,19 @@ class OddsTable:
     healthy: bool
     def __new__(cls, capacity: int = 1024, retention_s: float | None = None) -> Self: ...
     def apply(self, line: bytes | str) -> Applied: ...
+    @overload
     def apply_many(self, lines: Iterable[bytes | str]) -> list[Applied]: ...
+    @overload
+    def apply_many(
+        self, lines: Iterable[bytes | str], *, results: Literal[True]
+    ) -> list[Applied]: ...
+    @overload
+    def apply_many(self, lines: Iterable[bytes | str], *, results: Literal[False]) -> int:
+        """``results=False``: build no ``Applied``; return how many lines were applied."""
+    @overload
+    def apply_many(
+        self, lines: Iterable[bytes | str], *, results: bool
+    ) -> list[Applied] | int: ...
     def get(
         self, sport_event_id: str, market_id: str, odd_id: str
     ) -> tuple[float, float, int, bool] | None: ...

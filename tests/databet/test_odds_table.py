@@ -223,6 +223,35 @@ def test_apply_many_keeps_the_lines_before_a_bad_one(lines):
     assert_same_state(fast, twin)
 
 
+@given(st.lists(log_lines(), min_size=1, max_size=20))
+def test_apply_many_without_results_counts_the_lines_it_applied(lines):
+    fast, twin = OddsTable(), reference.OddsTable()
+    try:
+        want = twin.apply_many(lines, results=False)
+    except DecodeError as e:
+        with pytest.raises(DecodeError) as got:
+            fast.apply_many(lines, results=False)
+        assert got.value.index == got.value.applied == e.index == e.applied
+    else:
+        assert fast.apply_many(lines, results=False) == want == len(lines)
+    assert_same_state(fast, twin)
+
+
+def test_applied_is_not_gc_tracked_and_reprs_like_python():
+    t = OddsTable()
+    a = t.apply(snapshot("e0", [market()]))
+    assert not gc.is_tracked(a)
+    assert repr(a) == ("Applied('sport_event_snapshot', sport_event_id='e0', version='v', "
+                       "known_event=True, rows_written=1, rows_removed=0)")
+    assert all(not gc.is_tracked(x) for x in t.apply_many([snapshot().decode(), snapshot()]))
+
+    class Line(bytes):  # may carry a __dict__ that points back: stays tracked
+        pass
+
+    b = t.apply(Line(line("bet_stop_updated", {"bet_stop": True}, sid="it's")))
+    assert gc.is_tracked(b) and "sport_event_id=\"it's\"" in repr(b)
+
+
 @given(st.lists(log_lines(), max_size=15), st.integers(0, 2**32))
 def test_a_bad_line_changes_nothing(lines, seed):
     t = OddsTable()
@@ -237,8 +266,9 @@ def test_a_bad_line_changes_nothing(lines, seed):
             assert before[:3] == after[:3]
 
 
-def test_the_simulated_world_replicates_exactly():
-    world = DatabetWorld(seed=7, events=60)
+@pytest.mark.parametrize("churn", [False, True], ids=["stable", "churning"])
+def test_the_simulated_world_replicates_exactly(churn):
+    world = DatabetWorld(seed=7, events=60, churn=churn)
     fast, twin = OddsTable(), reference.OddsTable()
     lines = world.snapshot_lines() + world.lines(3000)
     fast.apply_many(lines)
@@ -254,8 +284,10 @@ def test_the_simulated_world_replicates_exactly():
         for m in ev.markets.values():
             for o in m["odds"]:
                 v, p, s, a = fast.get(ev.sport_event_id, m["id"], o["id"])
-                assert (v, p, s, a) == (float(o["value"]), float(o["probability"]),
-                                        o["status"], o["is_active"])
+                assert same_value((v, p, s, a), (
+                    float(o["value"]), float(o.get("probability", "nan")), o["status"],
+                    o["is_active"]))
+            assert fast.market(ev.sport_event_id, m["id"])[2] == m["specifiers"]
     assert bettable_keys(fast) == bettable_keys(twin)
 
 

@@ -315,7 +315,10 @@ pub struct GamesTable {
 
 /// A new instance that the cycle collector does not track: it holds no Python references,
 /// so it can never be part of a cycle, and many kept alive never slow a collection down.
-fn untracked<T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>>(py: Python<'_>, value: T) -> PyResult<Bound<'_, T>> {
+pub(crate) fn untracked<T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>>(
+    py: Python<'_>,
+    value: T,
+) -> PyResult<Bound<'_, T>> {
     let obj = Bound::new(py, value)?;
     // SAFETY: a live object of a GC type; untracking twice (again in dealloc) is a no-op.
     unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) };

@@ -1,6 +1,7 @@
 //! PyO3 classes over `odds::OddsCore`: the DATA.BET `OddsTable` with numpy row columns,
 //! the `Applied` result of one line and the `SportEvent` view of an event's side objects.
 
+pub mod id;
 pub mod odds;
 
 use std::ops::Range;
@@ -9,10 +10,11 @@ use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyString, PyTuple};
 
+use crate::betcore::untracked;
 use crate::errors::{build, loads};
 use crate::frame_bytes;
 use crate::json::Parser;
-use odds::{parse_log, Cols, ColumnStore, Kind, LogError, OddsCore, Outcome};
+use odds::{parse_log_into, Cols, ColumnStore, Kind, LogError, OddsCore, Outcome, ParsedLog};
 
 /// A DATA.BET line that could not be applied; `index` is its position in an `apply_many` batch.
 fn log_error(py: Python<'_>, e: &LogError, index: Option<usize>) -> PyErr {
@@ -299,9 +301,14 @@ impl Applied {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let q = |s: Option<Py<PyString>>| s.map_or("None".to_string(), |s| format!("{s:?}"));
-        let sid = q(self.string(py, self.sport_event_id)?);
-        let ver = q(self.string(py, self.version)?);
+        let q = |s: Option<Py<PyString>>| -> PyResult<String> {
+            match s {
+                None => Ok("None".to_string()),
+                Some(s) => Ok(s.bind(py).repr()?.to_string()),
+            }
+        };
+        let sid = q(self.string(py, self.sport_event_id)?)?;
+        let ver = q(self.string(py, self.version)?)?;
         Ok(format!(
             "Applied({}, sport_event_id={}, version={}, known_event={}, rows_written={}, rows_removed={})",
             self.event_type(py)?.bind(py).repr()?,
@@ -397,11 +404,23 @@ pub struct OddsTable {
 }
 
 impl OddsTable {
-    fn apply_one(&mut self, py: Python<'_>, line: &Bound<'_, PyAny>, index: Option<usize>) -> PyResult<Applied> {
+    /// Apply one line and say what it changed; the table keeps nothing of the line.
+    fn apply_line(&mut self, py: Python<'_>, line: &Bound<'_, PyAny>, index: Option<usize>) -> PyResult<Outcome> {
         let buf = frame_bytes(line)?;
-        let log = parse_log(buf).map_err(|e| log_error(py, &e, index))?;
+        self.core.apply(buf).map_err(|e| log_error(py, &e, index))
+    }
+
+    fn apply_one<'py>(
+        &mut self,
+        py: Python<'py>,
+        line: &Bound<'py, PyAny>,
+        index: Option<usize>,
+    ) -> PyResult<Bound<'py, Applied>> {
+        let buf = frame_bytes(line)?;
+        let mut log = ParsedLog::default();
+        parse_log_into(buf, &mut log).map_err(|e| log_error(py, &e, index))?;
         let outcome = self.core.apply_parsed(buf, &log);
-        Ok(Applied {
+        let applied = Applied {
             kind: log.kind.expect("parsed"),
             line: line.clone().unbind(),
             event_type: span(&log.event_type),
@@ -410,7 +429,15 @@ impl OddsTable {
             payload: span(&log.payload),
             timestamp_ns: log.timestamp_ns,
             outcome,
-        })
+        };
+        // An exact bytes or str holds no references, so the result can never be part of a
+        // cycle: untracked, a batch of them costs the collector nothing. (A subclass instance
+        // may carry a __dict__ that points back, so it stays tracked.)
+        if line.is_exact_instance_of::<PyBytes>() || line.is_exact_instance_of::<PyString>() {
+            untracked(py, applied)
+        } else {
+            Bound::new(py, applied)
+        }
     }
 
     fn view<'py>(&self, py: Python<'py>, a: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -434,24 +461,43 @@ impl OddsTable {
 
     /// Apply one log line (bytes, as it came off the wire); atomic: a `DecodeError` leaves
     /// the table unchanged.
-    fn apply(&mut self, py: Python<'_>, line: &Bound<'_, PyAny>) -> PyResult<Applied> {
+    fn apply<'py>(&mut self, py: Python<'py>, line: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Applied>> {
         self.apply_one(py, line, None)
     }
 
     /// Apply lines in order. On a bad line the ones before it stay applied and the
-    /// `DecodeError` carries `.index` and `.applied` (their results).
-    fn apply_many(&mut self, py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<Py<PyList>> {
+    /// `DecodeError` carries `.index` and `.applied` (their results). With `results=False`
+    /// no `Applied` is built: the call returns how many lines it applied, and `.applied` on
+    /// an error is that count too.
+    #[pyo3(signature = (lines, *, results=true))]
+    fn apply_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        lines: &Bound<'py, PyAny>,
+        results: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if !results {
+            let mut n = 0usize;
+            for line in lines.try_iter()? {
+                if let Err(e) = self.apply_line(py, &line?, Some(n)) {
+                    let _ = e.value(py).setattr("applied", n);
+                    return Err(e);
+                }
+                n += 1;
+            }
+            return Ok(n.into_pyobject(py)?.into_any());
+        }
         let out = PyList::empty(py);
         for (i, line) in lines.try_iter()?.enumerate() {
             match self.apply_one(py, &line?, Some(i)) {
-                Ok(a) => out.append(Bound::new(py, a)?)?,
+                Ok(a) => out.append(a)?,
                 Err(e) => {
                     let _ = e.value(py).setattr("applied", &out);
                     return Err(e);
                 }
             }
         }
-        Ok(out.unbind())
+        Ok(out.into_any())
     }
 
     /// `(value, probability, status, is_active)` of one odd, or None.
@@ -539,7 +585,7 @@ impl OddsTable {
     fn event(&self, py: Python<'_>, sport_event_id: &str) -> Option<SportEvent> {
         let e = self.core.event_by_id(sport_event_id)?;
         let b = |r: &Option<Box<[u8]>>| r.as_ref().map(|r| PyBytes::new(py, r).unbind());
-        let mut market_ids: Vec<String> = e.market_slots().map(|(k, _)| k.to_string()).collect();
+        let mut market_ids: Vec<String> = self.core.market_slots(e).map(|(k, _)| k.to_string()).collect();
         market_ids.sort_unstable();
         Some(SportEvent {
             sport_event_id: e.id.to_string(),
@@ -563,8 +609,7 @@ impl OddsTable {
         sport_event_id: &str,
         market_id: &str,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let Some(e) = self.core.event_by_id(sport_event_id) else { return Ok(None) };
-        let Some((_, slot)) = e.market_slots().find(|(k, _)| *k == market_id) else { return Ok(None) };
+        let Some(slot) = self.core.market_slot(sport_event_id, market_id) else { return Ok(None) };
         let m = self.core.market(slot).expect("live market");
         let rows = PyDict::new(py);
         for (id, row) in self.core.market_odds(slot) {
@@ -575,7 +620,7 @@ impl OddsTable {
             [
                 m.status.into_pyobject(py)?.into_any(),
                 m.type_id.into_pyobject(py)?.into_any(),
-                PyString::new(py, &m.specifiers).into_any(),
+                PyString::new(py, m.specifiers.as_str()).into_any(),
                 rows.into_any(),
             ],
         )?))

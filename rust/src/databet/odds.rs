@@ -10,6 +10,7 @@ use std::ops::Range;
 use ahash::AHashMap;
 use smallvec::SmallVec;
 
+use super::id::Id;
 use crate::json::{JResult, JsonError, Number, Parser, SkipError, NUMBER_OUT_OF_RANGE};
 
 /// What a log line is, by its `event_type`.
@@ -493,11 +494,15 @@ fn parse_payload<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, kind: Kind) ->
 /// Parse and check one log line; nothing is applied.
 pub fn parse_log(line: &[u8]) -> Result<ParsedLog<'_>, LogError> {
     let mut log = ParsedLog::default();
+    parse_log_into(line, &mut log)?;
+    Ok(log)
+}
+
+/// `parse_log` into the caller's (fresh) `ParsedLog`: the ~1.3 KB result is never copied.
+#[inline]
+pub fn parse_log_into<'a>(line: &'a [u8], log: &mut ParsedLog<'a>) -> Result<(), LogError> {
     let mut p = Parser::new(line);
-    match parse_top(&mut p, &mut log) {
-        Ok(()) => Ok(log),
-        Err(e) => Err(log_error(line, &log, e)),
-    }
+    parse_top(&mut p, log).map_err(|e| log_error(line, log, e))
 }
 
 fn parse_top<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> JResult<()> {
@@ -663,18 +668,18 @@ impl ColumnStore for VecStore {
 }
 
 struct OddSlot {
-    id: Box<str>,
+    id: Id,
     row: u32,
-    seen: u64,
 }
 
 pub struct Market {
-    pub id: Box<str>,
+    pub id: Id,
     pub event: u32,
     pub status: i8,
     pub type_id: i64,
-    pub specifiers: Box<str>,
-    odds: Vec<OddSlot>,
+    pub specifiers: Id,
+    /// The odds in place: a market has 2-4 of them nearly always.
+    odds: SmallVec<[OddSlot; 4]>,
     /// The line that last wrote this market (a snapshot drops the markets it did not write).
     seen: u64,
 }
@@ -691,13 +696,8 @@ pub struct Event {
     pub version: String,
     /// Log timestamp at which the fixture turned ended/closed/cancelled/abandoned.
     pub ended_at_ns: Option<i64>,
-    markets: AHashMap<Box<str>, u32>,
-}
-
-impl Event {
-    pub fn market_slots(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.markets.iter().map(|(k, &v)| (k.as_ref(), v))
-    }
+    /// Slots of this event's markets (found by id through `OddsCore::market_index`).
+    markets: Vec<u32>,
 }
 
 /// What one applied line changed.
@@ -714,6 +714,8 @@ pub struct Outcome {
 pub struct OddsCore<S: ColumnStore> {
     pub store: S,
     by_id: AHashMap<Box<str>, u32>,
+    /// (event slot, market id) -> market slot: one flat map for every event's markets.
+    market_index: AHashMap<(u32, Id), u32>,
     events: Vec<Option<Event>>,
     free_events: Vec<u32>,
     markets: Vec<Option<Market>>,
@@ -724,8 +726,7 @@ pub struct OddsCore<S: ColumnStore> {
     pub live: usize,
     pub version: String,
     pub healthy: bool,
-    /// Bumped per market written / per line applied: marks what a replace keeps.
-    stamp: u64,
+    /// Bumped per line applied: marks the markets a snapshot wrote.
     line_gen: u64,
     ended: Vec<u32>,
     pub retention_ns: Option<i64>,
@@ -738,6 +739,7 @@ impl<S: ColumnStore> OddsCore<S> {
         OddsCore {
             store,
             by_id: AHashMap::new(),
+            market_index: AHashMap::new(),
             events: Vec::new(),
             free_events: Vec::new(),
             markets: Vec::new(),
@@ -747,7 +749,6 @@ impl<S: ColumnStore> OddsCore<S> {
             live: 0,
             version: String::new(),
             healthy: true,
-            stamp: 0,
             line_gen: 0,
             ended: Vec::new(),
             retention_ns: None,
@@ -779,14 +780,24 @@ impl<S: ColumnStore> OddsCore<S> {
     }
 
     pub fn market_odds(&self, slot: u32) -> impl Iterator<Item = (&str, u32)> {
-        self.market(slot).into_iter().flat_map(|m| m.odds.iter().map(|o| (o.id.as_ref(), o.row)))
+        self.market(slot).into_iter().flat_map(|m| m.odds.iter().map(|o| (o.id.as_str(), o.row)))
+    }
+
+    /// `(market id, market slot)` of each market of an event.
+    pub fn market_slots<'s>(&'s self, e: &'s Event) -> impl Iterator<Item = (&'s str, u32)> + 's {
+        e.markets.iter().map(|&s| (self.markets[s as usize].as_ref().expect("live market").id.as_str(), s))
+    }
+
+    /// The slot of one market of an event.
+    pub fn market_slot(&self, event: &str, market: &str) -> Option<u32> {
+        let ev = self.event_slot(event)?;
+        self.market_index.get(&(ev, Id::new(market))).copied()
     }
 
     pub fn row(&self, event: &str, market: &str, odd: &str) -> Option<u32> {
-        let ev = self.event_by_id(event)?;
-        let &ms = ev.markets.get(market)?;
-        let m = self.market(ms)?;
-        m.odds.iter().find(|o| o.id.as_ref() == odd).map(|o| o.row)
+        let m = self.market(self.market_slot(event, market)?)?;
+        let odd = Id::new(odd);
+        m.odds.iter().find(|o| o.id == odd).map(|o| o.row)
     }
 
     /// (sport_event_id, market_id, odd_id) of a live row.
@@ -802,7 +813,7 @@ impl<S: ColumnStore> OddsCore<S> {
         let m = self.markets[ms as usize].as_ref()?;
         let e = self.events[es as usize].as_ref()?;
         let o = m.odds.iter().find(|o| o.row as usize == row)?;
-        Some((&e.id, &m.id, &o.id))
+        Some((&e.id, m.id.as_str(), o.id.as_str()))
     }
 
     fn alloc_row(&mut self) -> u32 {
@@ -829,10 +840,12 @@ impl<S: ColumnStore> OddsCore<S> {
         self.live -= 1;
     }
 
+    /// Free a market's rows and slot and forget its id (the event's list is the caller's).
     fn free_market(&mut self, slot: u32) -> u32 {
         let m = self.markets[slot as usize].take().expect("live market");
+        self.market_index.remove(&(m.event, m.id));
         let n = m.odds.len() as u32;
-        for o in m.odds {
+        for o in &m.odds {
             self.free_row(o.row);
         }
         self.free_markets.push(slot);
@@ -852,71 +865,115 @@ impl<S: ColumnStore> OddsCore<S> {
         }
     }
 
-    /// Replace one market of an event with the parsed one (its odds exactly).
+    /// Replace one market of an event with the parsed one (its odds exactly). Odds keep
+    /// their rows by id; a new id takes the row of an odd that is gone (rows reused by
+    /// position, so a reshaped market allocates nothing); the rest are freed in place.
     fn put_market(&mut self, ev: u32, pm: &ParsedMarket<'_>, odds: &[ParsedOdd<'_>], out: &mut Outcome) {
-        self.stamp += 1;
-        let stamp = self.stamp;
-        let existing = self.events[ev as usize].as_ref().unwrap().markets.get(pm.id.as_ref()).copied();
-        let slot = match existing {
-            Some(s) => s,
+        let mid = Id::new(&pm.id);
+        let slot = match self.market_index.get(&(ev, mid.clone())) {
+            Some(&s) => s,
             None => {
                 let s = self.alloc_market(Market {
-                    id: pm.id.as_ref().into(),
+                    id: mid.clone(),
                     event: ev,
                     status: 0,
                     type_id: 0,
-                    specifiers: "".into(),
-                    odds: Vec::new(),
+                    specifiers: Id::default(),
+                    odds: SmallVec::new(),
                     seen: 0,
                 });
-                self.events[ev as usize].as_mut().unwrap().markets.insert(pm.id.as_ref().into(), s);
+                self.market_index.insert((ev, mid), s);
+                self.events[ev as usize].as_mut().unwrap().markets.push(s);
                 s
             }
         };
-        let mut m = self.markets[slot as usize].take().unwrap();
+        let new = &odds[pm.odds.clone()];
+        let line_gen = self.line_gen;
+        let m = self.markets[slot as usize].as_mut().unwrap();
         m.status = pm.status;
         m.type_id = pm.type_id;
-        if m.specifiers.as_ref() != pm.specifiers.as_ref() {
-            m.specifiers = pm.specifiers.as_ref().into();
+        if m.specifiers.as_str() != pm.specifiers.as_ref() {
+            m.specifiers = Id::new(&pm.specifiers);
         }
-        m.seen = self.line_gen;
-        for po in &odds[pm.odds.clone()] {
-            let row = match m.odds.iter_mut().find(|o| o.id.as_ref() == po.id.as_ref()) {
-                Some(o) => {
-                    o.seen = stamp;
-                    o.row
-                }
+        m.seen = line_gen;
+        // Nearly every update sends the same odds in the same order: write them in place.
+        let same = m.odds.len() == new.len() && m.odds.iter().zip(new).all(|(o, po)| o.id.as_str() == po.id.as_ref());
+        if same {
+            let mut c = self.store.cols();
+            for (o, po) in m.odds.iter().zip(new) {
+                Self::write_row(&mut c, o.row as usize, po, ev, slot);
+            }
+            out.rows_written += new.len() as u32;
+            out.markets += 1;
+            return;
+        }
+        self.reshape_market(ev, slot, new, out);
+        out.markets += 1;
+    }
+
+    #[inline(always)]
+    fn write_row(c: &mut Cols<'_>, r: usize, po: &ParsedOdd<'_>, ev: u32, slot: u32) {
+        c.value[r] = po.value;
+        c.probability[r] = po.probability;
+        c.status[r] = po.status;
+        c.is_active[r] = po.is_active;
+        c.event[r] = ev as i32;
+        c.market[r] = slot as i32;
+    }
+
+    /// A market whose odds changed shape. Odds keep their rows by id; a new id takes the row
+    /// of an odd that is gone (rows reused by position, so a reshaped market allocates
+    /// nothing); the rest are freed, and the list filtered in place.
+    fn reshape_market(&mut self, ev: u32, slot: u32, new: &[ParsedOdd<'_>], out: &mut Outcome) {
+        let ids: SmallVec<[Id; 8]> = new.iter().map(|po| Id::new(&po.id)).collect();
+        let m = self.markets[slot as usize].as_mut().unwrap();
+        let before = m.odds.len();
+        // The odds this market had that the line keeps (by id); the others are gone.
+        let mut kept: SmallVec<[bool; 8]> = m.odds.iter().map(|o| ids.contains(&o.id)).collect();
+        let mut reuse = 0; // next gone odd whose row a new id may take
+        for (po, id) in new.iter().zip(&ids) {
+            let m = self.markets[slot as usize].as_mut().unwrap();
+            let row = match m.odds.iter().position(|o| o.id == *id) {
+                Some(j) => m.odds[j].row,
                 None => {
-                    let row = self.alloc_row();
-                    self.live += 1;
-                    m.odds.push(OddSlot { id: po.id.as_ref().into(), row, seen: stamp });
-                    row
+                    while reuse < before && kept[reuse] {
+                        reuse += 1;
+                    }
+                    if reuse < before {
+                        // The gone odd's row now holds this one: one removed, one written.
+                        kept[reuse] = true;
+                        m.odds[reuse].id = id.clone();
+                        out.rows_removed += 1;
+                        m.odds[reuse].row
+                    } else {
+                        let row = self.alloc_row();
+                        self.live += 1;
+                        let m = self.markets[slot as usize].as_mut().unwrap();
+                        m.odds.push(OddSlot { id: id.clone(), row });
+                        row
+                    }
                 }
             };
-            let c = self.store.cols();
-            let r = row as usize;
-            c.value[r] = po.value;
-            c.probability[r] = po.probability;
-            c.status[r] = po.status;
-            c.is_active[r] = po.is_active;
-            c.event[r] = ev as i32;
-            c.market[r] = slot as i32;
+            Self::write_row(&mut self.store.cols(), row as usize, po, ev, slot);
             out.rows_written += 1;
         }
-        if m.odds.iter().any(|o| o.seen != stamp) {
-            let mut kept = Vec::with_capacity(m.odds.len());
-            for o in std::mem::take(&mut m.odds) {
-                if o.seen == stamp {
-                    kept.push(o);
-                } else {
-                    self.free_row(o.row);
-                    out.rows_removed += 1;
+        if kept.iter().any(|k| !k) {
+            let m = self.markets[slot as usize].as_mut().unwrap();
+            let mut j = 0;
+            let mut freed: SmallVec<[u32; 8]> = SmallVec::new();
+            m.odds.retain(|o| {
+                let keep = j >= before || kept[j];
+                j += 1;
+                if !keep {
+                    freed.push(o.row);
                 }
+                keep
+            });
+            for row in freed {
+                self.free_row(row);
+                out.rows_removed += 1;
             }
-            m.odds = kept;
         }
-        self.markets[slot as usize] = Some(m);
-        out.markets += 1;
     }
 
     fn new_event(&mut self, id: &str) -> u32 {
@@ -931,7 +988,7 @@ impl<S: ColumnStore> OddsCore<S> {
             extensions: None,
             version: String::new(),
             ended_at_ns: None,
-            markets: AHashMap::new(),
+            markets: Vec::new(),
         };
         let slot = match self.free_events.pop() {
             Some(s) => {
@@ -977,21 +1034,18 @@ impl<S: ColumnStore> OddsCore<S> {
                 for pm in &log.markets {
                     self.put_market(ev, pm, &log.odds, &mut out);
                 }
+                // Markets the snapshot did not write are gone (the list is filtered in place).
                 let gen = self.line_gen;
-                let markets = &self.markets;
-                let gone: Vec<(Box<str>, u32)> = self.events[ev as usize]
-                    .as_ref()
-                    .unwrap()
-                    .markets
-                    .iter()
-                    .filter(|(_, &s)| markets[s as usize].as_ref().unwrap().seen != gen)
-                    .map(|(k, &s)| (k.clone(), s))
-                    .collect();
-                for (k, s) in gone {
-                    out.rows_removed += self.free_market(s);
-                    self.events[ev as usize].as_mut().unwrap().markets.remove(&k);
-                }
+                let mut slots = std::mem::take(&mut self.events[ev as usize].as_mut().unwrap().markets);
+                slots.retain(|&s| {
+                    let keep = self.markets[s as usize].as_ref().unwrap().seen == gen;
+                    if !keep {
+                        out.rows_removed += self.free_market(s);
+                    }
+                    keep
+                });
                 let e = self.events[ev as usize].as_mut().unwrap();
+                e.markets = slots;
                 e.fixture = span(&log.fixture).unwrap_or_default();
                 e.scores = span(&log.scores);
                 e.game_state = span(&log.game_state);
@@ -1048,7 +1102,8 @@ impl<S: ColumnStore> OddsCore<S> {
 
     /// Parse and apply one line.
     pub fn apply(&mut self, line: &[u8]) -> Result<Outcome, LogError> {
-        let log = parse_log(line)?;
+        let mut log = ParsedLog::default();
+        parse_log_into(line, &mut log)?;
         Ok(self.apply_parsed(line, &log))
     }
 
@@ -1058,7 +1113,7 @@ impl<S: ColumnStore> OddsCore<S> {
             return false;
         };
         let ev = self.events[slot as usize].take().unwrap();
-        for (_, m) in ev.markets {
+        for &m in &ev.markets {
             self.free_market(m);
         }
         self.free_events.push(slot);
@@ -1100,6 +1155,7 @@ impl<S: ColumnStore> OddsCore<S> {
         self.free_markets.clear();
         self.events.clear();
         self.markets.clear();
+        self.market_index.clear();
         self.ended.clear();
         self.high = 0;
         self.live = 0;
@@ -1124,7 +1180,7 @@ impl<S: ColumnStore> OddsCore<S> {
         if !Self::event_open(e) {
             return false;
         }
-        let Some(&ms) = e.markets.get(market) else { return false };
+        let Some(ms) = self.market_slot(event, market) else { return false };
         if self.markets[ms as usize].as_ref().unwrap().status != 0 {
             return false;
         }
@@ -1191,6 +1247,54 @@ mod tests {
         assert_eq!(t.get("e1", "18h1", "1"), None);
         assert_eq!(t.live, 2);
         assert_eq!(t.high, 3);
+    }
+
+    fn upd_market(version: &str, market: &str) -> String {
+        format!(
+            r#"{{"sport_event_id":"e1","version":"{version}","event_type":"markets_updated","payload":[{market}]}}"#
+        )
+    }
+
+    fn odds_of(t: &mut OddsCore<VecStore>, market: &str) -> Vec<(String, u32)> {
+        let slot = t.market_slot("e1", market).unwrap();
+        let mut v: Vec<(String, u32)> = t.market_odds(slot).map(|(k, r)| (k.to_string(), r)).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn reshaped_markets_reuse_their_rows_by_position() {
+        let mut t = table();
+        t.apply(snap("e1", "v1", &format!("[{M1}]")).as_bytes()).unwrap();
+        let rows: Vec<u32> = odds_of(&mut t, "1").iter().map(|o| o.1).collect();
+        // Odd "1" stays, "2" goes, "3" and "4" come: "3" takes the row of "2", "4" a new one.
+        let m = r#"{"id":"1","status":0,"specifiers":"total=2.5","odds":[{"id":"3","value":"3","status":0,"is_active":true},{"id":"1","value":"1.5","status":0,"is_active":true},{"id":"4","value":"4","status":0,"is_active":true}]}"#;
+        let o = t.apply(upd_market("v2", m).as_bytes()).unwrap();
+        assert_eq!((o.rows_written, o.rows_removed, o.markets), (3, 1, 1));
+        assert_eq!(odds_of(&mut t, "1"), [("1".into(), rows[0]), ("3".into(), rows[1]), ("4".into(), 2)]);
+        assert_eq!((t.live, t.high), (3, 3));
+        assert_eq!(t.get("e1", "1", "3").unwrap().0, 3.0);
+        assert_eq!(t.key(rows[1] as usize), Some(("e1", "1", "3")));
+        assert_eq!(t.market(t.market_slot("e1", "1").unwrap()).unwrap().specifiers.as_str(), "total=2.5");
+        // Down to one odd: two rows freed in place, the market keeps the survivor's row.
+        let m = r#"{"id":"1","status":0,"odds":[{"id":"4","value":"5","status":0,"is_active":true}]}"#;
+        let o = t.apply(upd_market("v3", m).as_bytes()).unwrap();
+        assert_eq!((o.rows_written, o.rows_removed), (1, 2));
+        assert_eq!(odds_of(&mut t, "1"), [("4".into(), 2)]);
+        assert_eq!((t.live, t.free_rows.len()), (1, 2));
+        // A long id (boxed, not inline) and a repeated id map to one row.
+        let long = "x".repeat(40);
+        let m = format!(
+            r#"{{"id":"{long}","status":0,"odds":[{{"id":"{long}","value":"2","status":0,"is_active":true}},{{"id":"{long}","value":"3","status":0,"is_active":true}}]}}"#
+        );
+        let o = t.apply(upd_market("v4", &m).as_bytes()).unwrap();
+        assert_eq!((o.rows_written, o.rows_removed), (2, 0));
+        assert_eq!(t.get("e1", &long, &long).unwrap().0, 3.0);
+        assert_eq!(t.live, 2);
+        // A re-snapshot drops both markets from the flat index.
+        t.apply(snap("e1", "v5", "[]").as_bytes()).unwrap();
+        assert_eq!((t.live, t.market_slot("e1", "1"), t.market_slot("e1", &long)), (0, None, None));
+        assert!(t.market_index.is_empty());
     }
 
     #[test]

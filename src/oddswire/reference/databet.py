@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -494,15 +494,26 @@ class OddsTable:
         else:
             ev.ended_at_ns = None
 
-    def apply_many(self, lines: Iterable[bytes | str]) -> list[Applied]:
+    @overload
+    def apply_many(self, lines: Iterable[bytes | str]) -> list[Applied]: ...
+    @overload
+    def apply_many(self, lines: Iterable[bytes | str], *,
+                   results: Literal[True]) -> list[Applied]: ...
+    @overload
+    def apply_many(self, lines: Iterable[bytes | str], *, results: Literal[False]) -> int: ...
+    @overload
+    def apply_many(self, lines: Iterable[bytes | str], *,
+                   results: bool) -> list[Applied] | int: ...
+    def apply_many(self, lines: Iterable[bytes | str], *,
+                   results: bool = True) -> list[Applied] | int:
         out: list[Applied] = []
         for i, line in enumerate(lines):
             try:
                 out.append(self.apply(line, i))
             except DecodeError as e:
-                e.applied = out  # type: ignore[attr-defined]
+                e.applied = out if results else i  # type: ignore[attr-defined]
                 raise
-        return out
+        return out if results else len(out)
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -51,12 +51,21 @@ class DatabetWorld:
 
     ``snapshot_lines()`` is what ``GET /all`` streams; ``next_line()`` one log of the
     ``GET /log`` stream, with roughly the production mix (70% ``markets_updated``).
+
+    ``churn=True`` makes the shapes move as production's do: a market in ``markets_updated``
+    often comes back with another number of odds (within ``odds``) and other specifiers, a
+    ``sport_event_added`` brings all-new market ids, and about a third of odds come without
+    ``probability`` or without ``template``. Off, shapes stay stable (the default, which the
+    replication tests and the simulator rely on).
     """
 
     def __init__(self, seed: int = 1, events: int = 500, markets: tuple[int, int] = (5, 40),
-                 odds: tuple[int, int] = (2, 4), clock: Any = time.time_ns) -> None:
+                 odds: tuple[int, int] = (2, 4), clock: Any = time.time_ns,
+                 churn: bool = False) -> None:
         self.rng = random.Random(seed)
         self.clock = clock
+        self.churn = churn
+        self._generation = 0  # bumped per churned re-snapshot: suffix of its new market ids
         self.counter = 62**12  # versions start well into the width, like the real ones
         self.market_range = markets
         self.odds_range = odds
@@ -72,28 +81,47 @@ class DatabetWorld:
         r = self.rng.getrandbits
         return f"{r(32):08x}-{r(16):04x}-4{r(12):03x}-{0x8000 | r(14):04x}-{r(48):012x}"
 
-    def _market(self, index: int) -> dict[str, Any]:
+    def _market(self, index: int, suffix: str = "") -> dict[str, Any]:
         rng = self.rng
         type_id, spec = _MARKET_TYPES[index % len(_MARKET_TYPES)]
         line = index // len(_MARKET_TYPES)
         spec = spec.format(t=f"{line + 0.5}", h=f"{line - 2.5}")
-        mid = f"{type_id}" if not spec else f"{type_id}h{index}_{line}"
-        n = rng.randint(*self.odds_range)
+        mid = (f"{type_id}" if not spec else f"{type_id}h{index}_{line}") + suffix
+        odds = self._odds(rng.randint(*self.odds_range))
+        return {"id": mid, "status": 0 if rng.random() > 0.1 else 1, "odds": odds,
+                "type_id": type_id, "specifiers": spec}
+
+    def _odds(self, n: int, first_id: int = 1) -> list[dict[str, Any]]:
+        rng = self.rng
         probs = [rng.random() + 0.05 for _ in range(n)]
         total = sum(probs)
         odds = []
         for j, p in enumerate(probs):
             p /= total
-            odds.append({
-                "id": str(j + 1),
+            odd: dict[str, Any] = {
+                "id": str(j + first_id),
                 "value": f"{max(1.01, 0.95 / p):.2f}",
                 "probability": f"{p:.4f}",
                 "status": 0,
                 "template": ["{$competitor1}", "draw", "{$competitor2}", "Over", "Under"][j % 5],
                 "is_active": rng.random() > 0.05,
-            })
-        return {"id": mid, "status": 0 if rng.random() > 0.1 else 1, "odds": odds,
-                "type_id": type_id, "specifiers": spec}
+            }
+            if self.churn:
+                if rng.random() < 1 / 3:
+                    del odd["probability"]
+                if rng.random() < 1 / 3:
+                    del odd["template"]
+            odds.append(odd)
+        return odds
+
+    def _reshape(self, m: dict[str, Any]) -> None:
+        """A churned market update: another number of odds, other specifiers, and odd ids
+        that partly move (a line shift renumbers some outcomes)."""
+        rng = self.rng
+        m["odds"] = self._odds(rng.randint(*self.odds_range), first_id=rng.choice((1, 1, 2, 3)))
+        if m["specifiers"]:
+            key = m["specifiers"].rsplit("=", 1)[0]
+            m["specifiers"] = f"{key}={rng.randint(0, 12) + 0.5}"
 
     def _fixture(self, sport_id: str, status: int) -> dict[str, Any]:
         home, away = self.rng.sample(_TEAMS, 2)
@@ -170,6 +198,8 @@ class DatabetWorld:
             chosen = rng.sample(list(ev.markets), min(len(ev.markets), rng.randint(1, 3)))
             for mid in chosen:
                 m = ev.markets[mid]
+                if self.churn and rng.random() < 0.4:
+                    self._reshape(m)
                 for odd in m["odds"]:
                     odd["value"] = f"{max(1.01, float(odd['value']) * rng.uniform(0.95, 1.05)):.2f}"
                     odd["is_active"] = rng.random() > 0.03
@@ -204,6 +234,13 @@ class DatabetWorld:
         # occasional re-snapshot: a market disappears, as after a refetch
         if len(ev.markets) > 1:
             del ev.markets[rng.choice(list(ev.markets))]
+        if self.churn:  # the event comes back with all-new market ids
+            self._generation += 1
+            n = len(ev.markets)
+            ev.markets = {}
+            for i in range(n):
+                m = self._market(i, suffix=f"g{self._generation}")
+                ev.markets[m["id"]] = m
         return self._log(ev, "sport_event_added", self.snapshot_payload(ev))
 
     def _pick_key(self) -> str:
