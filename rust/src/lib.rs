@@ -9,6 +9,7 @@ pub mod capi;
 mod column;
 pub mod databet;
 pub mod errors;
+pub mod fastnum;
 pub mod json;
 pub mod satoriex;
 
