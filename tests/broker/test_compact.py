@@ -246,8 +246,8 @@ stamp_texts = st.integers(0, 2**63 + 10).map(str) | st.sampled_from(["01", "-1",
 def exact_frames(draw):
     symbol = draw(plain_symbols | st.sampled_from(["é", 'a"b', "a\\b"]).map(
         lambda s: json.dumps(s)[1:-1]))
-    frame = '["t","%s",%s,%s,%s]' % (symbol, draw(number_texts), draw(number_texts),
-                                     draw(stamp_texts))
+    bid, ask, ts = draw(number_texts), draw(number_texts), draw(stamp_texts)
+    frame = f'["t","{symbol}",{bid},{ask},{ts}]'
     if draw(st.integers(0, 9)) == 0:  # near misses: whitespace, extras, trailing bytes
         frame = draw(st.sampled_from([" " + frame, frame + " ", frame.replace(",", ", "),
                                       frame[:-1] + ',"x"]', frame[:-1] + "]]", frame[:-1]]))
