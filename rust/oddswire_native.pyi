@@ -35,7 +35,7 @@ class CompactDecoder:
     def __new__(cls, schemas: Mapping[str, Iterable[Sequence[str]]] | None = None) -> Self: ...
     @property
     def schemas(self) -> dict[str, list[tuple[str, str]]]: ...
-    def decode(self, frame: bytes | str) -> tuple[Any, ...]: ...
+    def decode(self, frame: bytes | str, /) -> tuple[Any, ...]: ...
 
 @final
 class QuoteBook:
@@ -47,7 +47,7 @@ class QuoteBook:
         capacity: int = 64,
         admit_new: bool = True,
     ) -> Self: ...
-    def apply(self, frame: bytes | str) -> int:
+    def apply(self, frame: bytes | str, /) -> int:
         """The row the quote was written to (>= 0); -1 for a frame with another marker;
         -2 for a quote whose symbol has no row while ``admit_new`` is False."""
     @property
