@@ -30,7 +30,11 @@ _C_API: Final[object]
 
 @final
 class CompactDecoder:
-    """Decode broker compact arrays: ``["t", symbol, bid, ask, ts, *extras]`` -> tuple."""
+    """Decode broker compact arrays: ``["t", symbol, bid, ask, ts, *extras]`` -> tuple.
+
+    An exact quote frame (no whitespace, a plain ASCII symbol without escapes, nothing after
+    the ts) is read by a specialised path; any other frame by the general reader, with the
+    same result."""
 
     def __new__(cls, schemas: Mapping[str, Iterable[Sequence[str]]] | None = None) -> Self: ...
     @property
@@ -39,7 +43,10 @@ class CompactDecoder:
 
 @final
 class QuoteBook:
-    """Last quote per symbol in numpy columns that grow by doubling."""
+    """Last quote per symbol in numpy columns that grow by doubling.
+
+    Exact quote frames take ``CompactDecoder``'s specialised path. The book is not
+    re-entrant: using it from a finalizer that runs while it grows raises RuntimeError."""
 
     def __new__(
         cls,
