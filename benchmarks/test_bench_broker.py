@@ -10,9 +10,8 @@ stamps ``time.perf_counter_ns()`` (CLOCK_MONOTONIC, shared by both processes) in
 
 Libraries: oddswire ``BrokerClient`` (picows + Cython listener + Rust decoder); the
 pure-Python twin listener on picows; picows + ``orjson.loads`` + Python dispatch in a
-Python listener (the best peer); ``websockets`` + ``orjson.loads``; and two ceilings:
-picows counting frames without decoding, and the same plus the same callback called with
-a constant quote (what no decoder can beat with that callback).
+Python listener (the best peer); ``websockets`` + ``orjson.loads``; and picows counting
+frames without decoding (the ceiling).
 """
 
 from __future__ import annotations
@@ -143,16 +142,6 @@ async def picows_count_only(url: str, cb: Counter) -> None:
     cb.last = {"(not decoded)": (0.0, 0.0, 0)}
 
 
-async def picows_count_and_callback(url: str, cb: Counter) -> None:
-    """The ceiling of any library that calls this callback: count frames, decode nothing,
-    and call the same callback with a constant quote."""
-    on_quote = cb.on_quote
-
-    def handle(frame: Any) -> None:
-        on_quote("EURUSD", 1.0, 2.0, 3)
-    await _picows(url, cb, handle)
-
-
 async def websockets_orjson(url: str, cb: Counter) -> None:
     async with connect(url, max_size=2**20, compression=None) as ws:
         await ws.send(AUTH.decode())
@@ -176,7 +165,6 @@ LIBRARIES = [
     ("picows + orjson.loads", "peer", picows_orjson),
     ("websockets + orjson.loads", "peer", websockets_orjson),
     ("picows, frames counted, not decoded", "ceiling", picows_count_only),
-    ("picows, frames counted + the same callback", "ceiling", picows_count_and_callback),
 ]
 
 
