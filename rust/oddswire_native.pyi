@@ -30,16 +30,23 @@ _C_API: Final[object]
 
 @final
 class CompactDecoder:
-    """Decode broker compact arrays: ``["t", symbol, bid, ask, ts, *extras]`` -> tuple."""
+    """Decode broker compact arrays: ``["t", symbol, bid, ask, ts, *extras]`` -> tuple.
+
+    An exact quote frame (no whitespace, a plain ASCII symbol without escapes, nothing after
+    the ts) is read by a specialised path; any other frame by the general reader, with the
+    same result."""
 
     def __new__(cls, schemas: Mapping[str, Iterable[Sequence[str]]] | None = None) -> Self: ...
     @property
     def schemas(self) -> dict[str, list[tuple[str, str]]]: ...
-    def decode(self, frame: bytes | str) -> tuple[Any, ...]: ...
+    def decode(self, frame: bytes | str, /) -> tuple[Any, ...]: ...
 
 @final
 class QuoteBook:
-    """Last quote per symbol in numpy columns that grow by doubling."""
+    """Last quote per symbol in numpy columns that grow by doubling.
+
+    Exact quote frames take ``CompactDecoder``'s specialised path. The book is not
+    re-entrant: using it from a finalizer that runs while it grows raises RuntimeError."""
 
     def __new__(
         cls,
@@ -47,7 +54,7 @@ class QuoteBook:
         capacity: int = 64,
         admit_new: bool = True,
     ) -> Self: ...
-    def apply(self, frame: bytes | str) -> int:
+    def apply(self, frame: bytes | str, /) -> int:
         """The row the quote was written to (>= 0); -1 for a frame with another marker;
         -2 for a quote whose symbol has no row while ``admit_new`` is False."""
     @property

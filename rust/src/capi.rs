@@ -42,12 +42,24 @@ pub struct NativeApi {
 /// `is_quote_book`), `buf` is valid for `len` bytes and `out` for one write.
 unsafe extern "C" fn quote_apply(book: *mut ffi::PyObject, buf: *const u8, len: isize, out: *mut QuoteOut) -> c_int {
     let py = unsafe { Python::assume_attached() };
+    // Borrowed as it is: no reference count round trip, no borrow flag (QuoteBook is
+    // frozen; its state is GIL-guarded).
+    let book = unsafe { Bound::ref_from_ptr(py, &book).cast_unchecked::<QuoteBook>() }.get();
+    let data = unsafe { std::slice::from_raw_parts(buf, len.max(0) as usize) };
+    let out = unsafe { &mut *out };
+    // An exact frame for a symbol with a row calls no Python API and cannot panic.
+    match book.apply_exact(py, data, out) {
+        Some(-2) => 2,
+        Some(_) => 1,
+        None => quote_apply_general(py, book, data, out),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn quote_apply_general(py: Python<'_>, book: &QuoteBook, data: &[u8], out: &mut QuoteOut) -> c_int {
     let run = || -> PyResult<c_int> {
-        let bound = unsafe { Bound::from_borrowed_ptr(py, book) };
-        let cell = unsafe { bound.cast_unchecked::<QuoteBook>() };
-        let mut b = cell.try_borrow_mut()?;
-        let data = unsafe { std::slice::from_raw_parts(buf, len.max(0) as usize) };
-        match b.apply_bytes(py, data, Some(unsafe { &mut *out })) {
+        match book.apply_bytes(py, data, Some(out))? {
             Ok(-1) => Ok(0),
             Ok(-2) => Ok(2),
             Ok(_) => Ok(1),

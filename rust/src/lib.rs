@@ -9,6 +9,7 @@ pub mod capi;
 mod column;
 pub mod databet;
 pub mod errors;
+pub mod fastnum;
 pub mod json;
 pub mod satoriex;
 
@@ -37,6 +38,7 @@ fn oddswire_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BUILD_PROFILE", build_profile())?;
     m.add_class::<broker::CompactDecoder>()?;
     m.add_class::<broker::QuoteBook>()?;
+    broker::install_fast_methods(m)?;
     m.add_class::<databet::OddsTable>()?;
     m.add_class::<databet::Applied>()?;
     m.add_class::<databet::SportEvent>()?;

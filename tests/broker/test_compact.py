@@ -222,3 +222,83 @@ def test_an_integer_python_cannot_convert_is_a_decode_error(impl):
     assert impl().decode(b'["x",' + b"9" * 4000 + b"]") == ("x", int("9" * 4000))
     with pytest.raises(DecodeError, match="invalid JSON"):  # over sys.get_int_max_str_digits
         impl().decode(b'["x",' + b"9" * 5000 + b"]")
+
+
+# Exact quote frames (no whitespace, plain ASCII symbol, nothing after the ts) take the
+# decoders' fast path; everything else takes the general reader. Both must match the twin
+# bit for bit, whatever the number looks like on the wire.
+digit_runs = st.text("0123456789", min_size=1, max_size=20)
+number_texts = st.builds(
+    lambda sign, lead, digits, frac, exp: (
+        sign + (lead + digits if lead != "0" else "0") + ("." + frac if frac else "") + exp),
+    st.sampled_from(["", "", "-"]),
+    st.sampled_from(["0", "1", "2", "9"]),
+    st.text("0123456789", max_size=18),
+    st.none() | digit_runs,
+    st.sampled_from(["", "", "", "e5", "E-3", "e+300", "e400", "e-400"]),
+)
+plain_symbols = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E,
+                                      exclude_characters='"\\'), max_size=24)
+stamp_texts = st.integers(0, 2**63 + 10).map(str) | st.sampled_from(["01", "-1", "1.0", "1e3"])
+
+
+@st.composite
+def exact_frames(draw):
+    symbol = draw(plain_symbols | st.sampled_from(["é", 'a"b', "a\\b"]).map(
+        lambda s: json.dumps(s)[1:-1]))
+    bid, ask, ts = draw(number_texts), draw(number_texts), draw(stamp_texts)
+    frame = f'["t","{symbol}",{bid},{ask},{ts}]'
+    if draw(st.integers(0, 9)) == 0:  # near misses: whitespace, extras, trailing bytes
+        frame = draw(st.sampled_from([" " + frame, frame + " ", frame.replace(",", ", "),
+                                      frame[:-1] + ',"x"]', frame[:-1] + "]]", frame[:-1]]))
+    return frame.encode()
+
+
+@given(exact_frames())
+def test_exact_and_near_exact_frames_decode_like_the_twin(frame):
+    got, want = outcome(CompactDecoder(), frame), outcome(reference.CompactDecoder(), frame)
+    assert got[0] == want[0], frame
+    if got[0] == "ok":  # error fields differ where the twin's json reports no field
+        assert same(got[1], want[1]), frame
+
+
+def book_outcome(book, frame):
+    try:
+        row = book.apply(frame)
+    except DecodeError:
+        return ("error", None)
+    if row < 0:
+        return ("row", row)
+    return ("row", row, book.bid[row], book.ask[row], int(book.ts[row]))
+
+
+@given(st.lists(exact_frames(), min_size=1, max_size=8), st.booleans())
+def test_exact_and_near_exact_frames_apply_like_the_twin(frames, admit_new):
+    books = [QuoteBook(capacity=1, admit_new=admit_new),
+             reference.QuoteBook(capacity=1, admit_new=admit_new)]
+    books[0].reserve(["EURUSD"]), books[1].reserve(["EURUSD"])
+    for frame in frames:
+        got, want = (book_outcome(b, frame) for b in books)
+        assert got[:2] == want[:2], frame
+        for g, w in zip(got[2:], want[2:], strict=True):
+            assert same(float(g), float(w)) or (math.isnan(g) and math.isnan(w)), frame
+    assert books[0].symbols == books[1].symbols
+    assert books[0].rejected == books[1].rejected
+
+
+def test_exact_frames_keep_what_the_general_reader_gives():
+    dec = CompactDecoder()
+    assert dec.decode(b'["t","EURUSD",-0,-0.0,0]') == ("t", "EURUSD", 0.0, -0.0, 0)
+    assert math.copysign(1, dec.decode(b'["t","EURUSD",-0,-0.0,0]')[2]) == 1.0
+    assert math.copysign(1, dec.decode(b'["t","EURUSD",-0,-0.0,0]')[3]) == -1.0
+    assert dec.decode(b'["t","X",1.10000,65000,9223372036854775807]') == (
+        "t", "X", 1.1, 65000.0, 2**63 - 1)
+    assert dec.decode(b'["t","X",1,2,3]')[0] is dec.decode(b'["t"  ,"X",1,2,3]')[0]
+    with pytest.raises(DecodeError) as info:
+        dec.decode(b'["t","X",1,2,9223372036854775808]')
+    assert info.value.field == 4
+    book = QuoteBook()
+    assert book.apply(b'["t","X",1.5,2,3]') == 0
+    with pytest.raises(DecodeError):
+        book.apply(b'["t","X",1e400,2,3]')
+    assert book.bid.tolist() == [1.5]

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use ahash::AHashMap;
 use smallvec::SmallVec;
 
+use crate::fastnum;
 use crate::json::{JsonError, Number, Parser};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +206,112 @@ pub fn read_frame<'a>(buf: &'a [u8], schema: &Schema) -> FResult<Option<Fields<'
 }
 
 // ----------------------------------------------------------------------------------------
+// The fast path: an exact quote frame
+
+/// A quote read by `read_exact_quote`: what `read_frame` returns for the same frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExactQuote<'a> {
+    pub symbol: &'a str,
+    pub bid: f64,
+    pub ask: f64,
+    pub ts: i64,
+}
+
+/// The bytes every exact quote frame of a schema starts with (`["t","`): compared as one
+/// masked u64 when they fit in eight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactPrefix {
+    bytes: Box<[u8]>,
+    word: u64,
+    mask: u64,
+}
+
+impl ExactPrefix {
+    fn new(bytes: Box<[u8]>) -> ExactPrefix {
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        let mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        ExactPrefix { word: u64::from_le_bytes(w), mask, bytes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    #[inline(always)]
+    pub fn starts(&self, buf: &[u8]) -> bool {
+        if self.bytes.len() <= 8 && buf.len() >= 8 {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&buf[..8]);
+            return u64::from_le_bytes(w) & self.mask == self.word;
+        }
+        buf.starts_with(&self.bytes)
+    }
+}
+
+impl std::ops::Deref for ExactPrefix {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The prefix of an exact quote frame of `schema`, when the schema is a quote's shape (str,
+/// f64, f64, ts or i64) and its marker needs no escape; else `None`, and every frame takes
+/// the general reader.
+pub fn exact_prefix(schema: &Schema) -> Option<ExactPrefix> {
+    let shape: Vec<FieldType> = schema.fields.iter().map(|f| f.1).collect();
+    let quote_shape =
+        matches!(shape.as_slice(), [FieldType::Str, FieldType::F64, FieldType::F64, FieldType::Ts | FieldType::I64]);
+    let plain = |b: &u8| (0x20..0x80).contains(b) && *b != b'"' && *b != b'\\';
+    if !quote_shape || !schema.marker.bytes().all(|b| plain(&b)) {
+        return None;
+    }
+    Some(ExactPrefix::new([b"[\"", schema.marker.as_bytes(), b"\",\""].concat().into_boxed_slice()))
+}
+
+/// The quote in `buf` when it is exactly `[<marker>,"<symbol>",<price>,<price>,<ts>]` (the
+/// frame begins with `prefix`, from `exact_prefix`): no whitespace, a symbol of printable
+/// ASCII without escapes, prices of at most 15 significant digits without an exponent, a
+/// timestamp up to i64::MAX, nothing after the `]`. Anything else is `None` and must
+/// be read with `read_frame`, which gives the same result for every frame this accepts.
+#[inline]
+pub fn read_exact_quote<'a>(buf: &'a [u8], prefix: &ExactPrefix) -> Option<ExactQuote<'a>> {
+    if !prefix.starts(buf) {
+        return None;
+    }
+    let start = prefix.len();
+    let close = fastnum::plain_ascii_string_end(buf, start)?;
+    // SAFETY: plain_ascii_string_end admitted only printable ASCII.
+    let symbol = unsafe { std::str::from_utf8_unchecked(&buf[start..close]) };
+    let mut pos = close + 1;
+    if buf.get(pos) != Some(&b',') {
+        return None;
+    }
+    let (bid, end) = fastnum::short_price(buf, pos + 1)?;
+    pos = end;
+    if buf.get(pos) != Some(&b',') {
+        return None;
+    }
+    let (ask, end) = fastnum::short_price(buf, pos + 1)?;
+    pos = end;
+    if buf.get(pos) != Some(&b',') {
+        return None;
+    }
+    if buf.last() != Some(&b']') {
+        return None;
+    }
+    let ts = fastnum::uint_between(buf, pos + 1, buf.len() - 1)?;
+    Some(ExactQuote { symbol, bid, ask, ts })
+}
+
+// ----------------------------------------------------------------------------------------
 // The quote book's rows
 
 /// The plain part of a quote book: its schema, a row per symbol (rows are handed out in
@@ -357,5 +464,92 @@ mod tests {
         assert!(BookCore::new(schema(&[("s", FieldType::Str), ("x", FieldType::Json)]), true).is_err());
         let book = BookCore::new(schema(&[("s", FieldType::Str), ("bid", FieldType::F64)]), true).unwrap();
         assert_eq!(book.quote_fields, None);
+    }
+
+    /// Every exact frame reads as `read_frame` reads it; everything else falls back.
+    fn exact_agrees(frame: &str) -> bool {
+        let schema = Schema::quote();
+        let prefix = exact_prefix(&schema).unwrap();
+        let Some(q) = read_exact_quote(frame.as_bytes(), &prefix) else { return false };
+        let general = read_frame(frame.as_bytes(), &schema).unwrap().unwrap().into_vec();
+        let [Typed::Str(s), Typed::F64(b), Typed::F64(a), Typed::I64(t)] = general.as_slice() else {
+            panic!("{frame}: {general:?}")
+        };
+        assert_eq!((q.symbol, q.bid.to_bits(), q.ask.to_bits(), q.ts), (&**s, b.to_bits(), a.to_bits(), *t), "{frame}");
+        true
+    }
+
+    #[test]
+    fn exact_quotes_take_the_fast_path_and_agree() {
+        for frame in [
+            r#"["t","EURUSD",1.08123,1.08125,1700000000000]"#,
+            r#"["t","X",0,-0,0]"#,
+            r#"["t","USDJPY",151.2,151.234,1763700000000000000]"#,
+            r#"["t","BTCUSDT",65000,65000.5,1]"#,
+            r#"["t","A_LONG.SYMBOL/NAME-2025",0.000012345,-1.5,123456789012345678]"#,
+            r#"["t","",1.0000000,99999999999999.9,17]"#,
+            r#"["t","EURUSD",1.1,1.2,9223372036854775807]"#,
+            r#"["t","EURUSD",1e-5,1.2E+3,17]"#,
+            r#"["t","EURUSD",1.0812300000000001,-1.0812300000000001,17]"#,
+            r#"["t","EURUSD",12345678.5,1.12345678,1700000000000]"#,
+            r#"["t","EURUSD",123456789012345,1,1700000000000]"#,
+        ] {
+            assert!(exact_agrees(frame), "{frame} fell back");
+        }
+    }
+
+    #[test]
+    fn other_frames_fall_back_to_the_general_reader() {
+        for frame in [
+            r#"["t", "EURUSD", 1.08123, 1.08125, 1700000000000]"#,
+            r#" ["t","EURUSD",1.1,1.2,17]"#,
+            r#"["t","EURUSD",1.1,1.2,17] "#,
+            r#"["t","EURUSD",1.1,1.2,17,"extra"]"#,
+            r#"["t","EURUSD",1.1,1.2]"#,
+            r#"["t","EUR\"USD",1.1,1.2,17]"#,
+            r#"["t","EURUSD\u0041",1.1,1.2,17]"#,
+            "[\"t\",\"\u{e9}\",1.1,1.2,17]",
+            r#"["t","EURUSD",1.1,1.2,9223372036854775808]"#,
+            r#"["t","EURUSD",1.1,1.2,-17]"#,
+            r#"["t","EURUSD",1.1,1.2,17.0]"#,
+            r#"["t","EURUSD",01.1,1.2,17]"#,
+            r#"["t","EURUSD",1.1,1.2,017]"#,
+            r#"["t","EURUSD",1.,1.2,17]"#,
+            r#"["t","EURUSD",null,1.2,17]"#,
+            r#"["t","EURUSD",1.1,1.2,17]]"#,
+            r#"["t","EURUSD",1e400,1.2,17]"#,
+            r#"["t","EURUSD",1234567890123456,1.2,17]"#,
+            r#"["t","EURUSD",1.1,1.2,]"#,
+            r#"["t","EURUSD",1.1,1.2,17,]"#,
+            r#"["b","EURUSD",1.1,1.2,17]"#,
+            r#"["t","EURUSD"#,
+            "",
+        ] {
+            assert!(!exact_agrees_or_errs(frame), "{frame} took the fast path");
+        }
+        // A quote schema with another marker has its own prefix; others have none.
+        let mut schema = Schema::quote();
+        schema.marker = "q".into();
+        assert_eq!(&*exact_prefix(&schema).unwrap(), br#"["q",""#);
+        schema.marker = "q\"".into();
+        assert_eq!(exact_prefix(&schema), None);
+        schema = Schema::quote();
+        schema.fields.push(("vol".into(), FieldType::I64));
+        assert_eq!(exact_prefix(&schema), None);
+    }
+
+    fn exact_agrees_or_errs(frame: &str) -> bool {
+        let prefix = exact_prefix(&Schema::quote()).unwrap();
+        read_exact_quote(frame.as_bytes(), &prefix).is_some()
+    }
+
+    #[test]
+    fn every_truncation_of_an_exact_frame_falls_back() {
+        let frame = br#"["t","EURUSD",1.08123,1.08125,1700000000000]"#;
+        let prefix = exact_prefix(&Schema::quote()).unwrap();
+        for n in 0..frame.len() {
+            assert_eq!(read_exact_quote(&frame[..n], &prefix), None, "{n}");
+        }
+        assert!(read_exact_quote(frame, &prefix).is_some());
     }
 }
