@@ -44,13 +44,12 @@ def test_compiled_module_imports_and_ships_its_stub(name):
     assert stub.is_file(), f"{name} ships no stub ({stub})"
 
 
-@pytest.mark.parametrize("name", CYTHON_MODULES)
+# Only modules that publish a C-level API have a .pxd (the others keep theirs private).
+@pytest.mark.parametrize("name", [n for n in CYTHON_MODULES if (EXT / f"{n}.pxd").is_file()])
 def test_package_ships_the_pxd_of_ext_stamped(name):
     pkg = pathlib.Path(oddswire.__file__).parent
     assert (pkg / "py.typed").is_file()
     source = EXT / f"{name}.pxd"
-    if not source.is_file():
-        pytest.skip(f"ext/oddswire/{name}.pxd does not exist")
     shipped = (pkg / f"{name}.pxd").read_text(encoding="utf-8")
     stamp = f"# Generated from ext/oddswire/{name}.pxd by setup.py; edit that file.\n"
     assert shipped == stamp + source.read_text(encoding="utf-8"), (
