@@ -608,12 +608,14 @@ class PlainView:
         self.write = write
         self.every = every
         self.last = 0.0  # the first line once there is a rate to show
+        self.finished = False
 
     def start(self, header: str) -> None:
         self.write(header)
 
     def event(self, t: float, feed: str, text: str) -> None:
-        self.write(f"[{t:5.1f}s] {feed:<8} {text}")
+        if not self.finished:  # what the teardown logs would follow the verdict
+            self.write(f"[{t:5.1f}s] {feed:<8} {text}")
 
     def update(self, runs: Sequence[FeedRun], t: float, phase: str) -> None:
         if t - self.last < self.every or phase != "running":
@@ -629,6 +631,7 @@ class PlainView:
                 f"{r.demo.detail(s)}")
 
     def finish(self, runs: Sequence[FeedRun], seconds: float, verdict: str) -> None:
+        self.finished = True
         self.write(f"summary ({seconds:.1f} s):")
         for r in runs:
             for line in _summary(r, seconds):
@@ -760,14 +763,14 @@ async def run_demo(feeds: Sequence[str], *, seconds: float = 20.0, speed: float 
                                   else PlainView(write, 1.0 if len(feeds) == 1 else 2.0))
     demos = list(demos) if demos is not None else [DEMOS[f](speed) for f in feeds]
     clock = _Clock()
-    try:
-        with _LogToView(view.event, clock):
+    with _LogToView(view.event, clock):
+        try:
             return await _run(demos, view, clock, seconds, faults, loop_name, verify_timeout)
-    finally:
-        if isinstance(view, LiveView):
-            view.stop()
-        for d in demos:
-            await d.stop()
+        finally:
+            if isinstance(view, LiveView):
+                view.stop()
+            for d in demos:
+                await d.stop()
 
 
 async def _run(demos: list[FeedDemo], view: PlainView | LiveView, clock: _Clock,
