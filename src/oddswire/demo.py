@@ -382,7 +382,8 @@ class Tech55Demo(FeedDemo):
     def detail(self, stats: dict[str, Any]) -> str:
         best = self.client.betslip.best_price(self.EVENT, self.OUTCOME)
         price = f", best {best[0]:.2f} at {best[1]}" if best else ""
-        return (f"seq {stats['seq']:,}, {'HALTED' if stats['halted'] else 'trading'}, "
+        seq = "-" if stats["seq"] is None else f"{stats['seq']:,}"  # None: no message yet
+        return (f"seq {seq}, {'HALTED' if stats['halted'] else 'trading'}, "
                 f"unacked {stats['unacked']}, duplicates {stats['duplicates']}, "
                 f"betslip {stats['betslip_rows']} lines{price}")
 
@@ -407,7 +408,7 @@ class Tech55Demo(FeedDemo):
         return None
 
     def matched(self) -> str:
-        return (f"every message delivered (seq {self.client.stats()['seq']:,}), not halted, "
+        return (f"every message delivered (seq {self.client.stats()['seq']}), not halted, "
                 f"{len(self.client.betslip)} betslip lines equal")
 
 
