@@ -718,10 +718,10 @@ class _Clock:
 
 
 class _LogToView(logging.Handler):
-    """Warnings the clients and picows log become events of the view (on a terminal they
-    would otherwise tear through the live display)."""
+    """Warnings the clients, picows and asyncio log become events of the view (on a terminal
+    they would otherwise tear through the live display)."""
 
-    NAMES = ("oddswire", "picows")
+    NAMES = ("oddswire", "picows", "asyncio")
 
     def __init__(self, event: Callable[[float, str, str], None],
                  clock: Callable[[], float]) -> None:
