@@ -646,7 +646,7 @@ class LiveView:
     def __init__(self, console: Console, seconds: float) -> None:
         self.console = console
         self.seconds = seconds
-        self.recent: deque[tuple[float, str, str]] = deque(maxlen=8)
+        self.recent: deque[tuple[float, str, str]] = deque(maxlen=10)
         self.live: Live | None = None
 
     def start(self, header: str) -> None:
