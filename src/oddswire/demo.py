@@ -408,7 +408,7 @@ class Tech55Demo(FeedDemo):
         return None
 
     def matched(self) -> str:
-        return (f"every message delivered (seq {self.client.stats()['seq']}), not halted, "
+        return (f"every message delivered (seq {self.client.stats()['seq']:,}), not halted, "
                 f"{len(self.client.betslip)} betslip lines equal")
 
 
