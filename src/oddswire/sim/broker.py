@@ -92,6 +92,8 @@ class BrokerSimulator(WSSimulator):
     ``rate``: quotes per second per subscribed symbol (0: none; ``None``: as fast as the
     socket drains). ``clock``: ``"ms"`` (epoch milliseconds, the default) or
     ``"monotonic_ns"`` (``time.perf_counter_ns()``, for one-host latency measurement).
+    ``rate`` may be changed while running (0 stops the quotes); ``last_quotes`` holds the
+    last paced quote sent per symbol.
     """
 
     def __init__(self, *, secret: bytes = b"oddswire-sim-secret",
@@ -115,6 +117,9 @@ class BrokerSimulator(WSSimulator):
         self.notify_on_switch = notify_on_switch
         self.rng = random.Random(seed ^ 0xB20C)
         self.quotes_sent = 0
+        #: symbol -> (bid, ask, ts) of the last paced quote a session got: what a replica of
+        #: the stream must hold once quotes stop (``rate = 0``)
+        self.last_quotes: dict[str, tuple[float, float, int]] = {}
         self.log: list[tuple[int, str, Any]] = []  # (session, event, detail)
         self.ignore_pings = False
         self._sessions: dict[int, BrokerSession] = {}  # type: ignore[assignment]
@@ -280,11 +285,13 @@ class BrokerSimulator(WSSimulator):
                 while credit[sym] >= 1.0:
                     credit[sym] -= 1.0
                     bid, ask = self.walk.next(sym)
-                    data = orjson.dumps(["t", sym, bid, ask, self.clock()])
+                    ts = self.clock()
+                    data = orjson.dumps(["t", sym, bid, ask, ts])
                     for s in self._sessions.values():
                         if sym in s.symbols:
                             s.transport.send(WSMsgType.TEXT, data)
                             self.quotes_sent += 1
+                            self.last_quotes[sym] = (bid, ask, ts)
 
     async def _blast_loop(self) -> None:
         """Full speed: a pre-encoded cycle of quote frames written straight to the socket
