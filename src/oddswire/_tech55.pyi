@@ -180,11 +180,9 @@ class Tech55Listener(FeedListener):
         on_ack: Callable[[int], Any],
         on_report: Callable[[str, BaseException], Any],
         on_established: Callable[[], Any],
-        on_ts: Callable[[int], Any],
         sequence: Any,
         gate: Any,
         reliable: bool = False,
-        ts_sample_every: int = 64,
         **kwargs: Any,
     ) -> None: ...
     def invalidate(self) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from picows import WSFrame, WSListener, WSTransport
 
+from oddswire._metrics import LatencyHistogram, StampLatency
 from oddswire.errors import DecodeError
 from oddswire_native import MarketData, QuoteBook
 
@@ -67,7 +68,8 @@ def replay_wait_done(transport: WSTransport) -> None:
 class FeedListener(WSListener):
     """The frame layer every WebSocket feed shares: whole messages out of frames
     (fragments reassembled up to ``max_message_bytes``), CLOSE answered, PING answered only
-    while the peer reads, text or protocol keep-alive, counters, sampling, error isolation.
+    while the peer reads, text or protocol keep-alive, counters, latency recording (every message),
+    error isolation.
     Cython subclasses override the C-level ``on_message``; the default calls
     ``on_message(payload: bytes)``."""
 
@@ -94,6 +96,12 @@ class FeedListener(WSListener):
     def abandoned(self) -> bool: ...
     @property
     def recorder(self) -> Recorder | None: ...
+    @property
+    def to_decoded(self) -> LatencyHistogram | None: ...
+    @property
+    def to_callback(self) -> LatencyHistogram | None: ...
+    @property
+    def server_stamp(self) -> StampLatency | None: ...
     def __init__(
         self,
         *,
@@ -101,13 +109,12 @@ class FeedListener(WSListener):
         on_error: Callable[[BaseException], Any] | None = None,
         on_connected: Callable[[WSTransport], Any] | None = None,
         on_disconnected: Callable[[WSTransport], Any] | None = None,
-        on_sample: Callable[[int, int], Any] | None = None,
         max_message_bytes: int = 1 << 20,
         max_write_buffer: int = 1 << 20,
         ping_payload: builtins.bytes | None = None,
         pong_payload: builtins.bytes | None = None,
-        sample_every: int = 64,
         record: Recorder | None = None,
+        metrics: Any = None,
     ) -> None: ...
     def abandon(self) -> None:
         """Close the connection now, or as soon as the handshake completes."""
@@ -125,6 +132,10 @@ class FeedListener(WSListener):
         last_in_buffer: bool = True,
     ) -> None:
         """Process one frame's payload as if picows had delivered it (tests)."""
+    def mark_decoded(self) -> None:
+        """The message being handled is decoded (``receive_to_decoded``)."""
+    def stamp(self, stamp_ns: object, *, ms: bool = False) -> None:
+        """The message being handled carries this server stamp (``server_to_receive``)."""
     def replay_frame(self, payload: builtins.bytes | bytearray | memoryview, flags: int) -> None:
         """Deliver one recorded data frame through ``on_ws_frame`` as picows does."""
 
