@@ -123,7 +123,7 @@ cdef class FeedListener(WSListener):
         readonly LatencyHistogram to_callback
         readonly StampLatency server_stamp
         int64_t _t_read       # monotonic ns at the first frame of the current read
-        int64_t _t_read_wall  # the wall clock then, worked out at its first stamp (0: not yet)
+        int64_t _t_read_wall  # the wall clock at the read's first stamp (0: not yet)
         bint _in_read         # the last frame was not the last of its read
         readonly uint64_t frames
         readonly uint64_t bytes

@@ -447,8 +447,8 @@ cdef class FeedListener(WSListener):
     cdef int _stamped(self, int64_t stamp_ns) except -1:
         if self.server_stamp is None or stamp_ns <= 0:  # <= 0: none, or not a stamp
             return 0
-        if self._t_read_wall == 0:  # once per read: the wall clock when it was received
-            self._t_read_wall = _wall_ns() - (_now_ns() - self._t_read)
+        if self._t_read_wall == 0:  # one wall-clock read per socket read (its first stamp)
+            self._t_read_wall = _wall_ns()
         self.server_stamp.record_stamp(self._t_read_wall, stamp_ns)
         return 0
 

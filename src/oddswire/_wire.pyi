@@ -2,14 +2,16 @@
 
 import builtins
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Never
 
-from picows import WSFrame, WSListener, WSTransport
+from picows import WSFrame, WSListener, WSMsgType, WSTransport
+from typing_extensions import disjoint_base
 
 from oddswire._metrics import LatencyHistogram, StampLatency
 from oddswire.errors import DecodeError
 from oddswire_native import MarketData, QuoteBook
 
+@disjoint_base
 class Recorder:
     """Buffered writer of recording records (``oddswire.record``): a C buffer written to
     ``sink`` at ``flush_bytes`` or ``flush_interval`` seconds; a failed write goes to
@@ -65,6 +67,7 @@ def replay_disconnected(
 def replay_wait_done(transport: WSTransport) -> None:
     """Release ``wait_disconnected()``."""
 
+@disjoint_base
 class FeedListener(WSListener):
     """The frame layer every WebSocket feed shares: whole messages out of frames
     (fragments reassembled up to ``max_message_bytes``), CLOSE answered, PING answered only
@@ -104,7 +107,7 @@ class FeedListener(WSListener):
     def server_stamp(self) -> StampLatency | None: ...
     def __init__(
         self,
-        *,
+        *args: Never,
         on_message: Callable[[builtins.bytes], Any] | None = None,
         on_error: Callable[[BaseException], Any] | None = None,
         on_connected: Callable[[WSTransport], Any] | None = None,
@@ -127,7 +130,7 @@ class FeedListener(WSListener):
         self,
         payload: builtins.bytes | bytearray | memoryview,
         *,
-        msg_type: int = 1,
+        msg_type: WSMsgType | int = ...,
         fin: bool = True,
         last_in_buffer: bool = True,
     ) -> None:
@@ -139,6 +142,7 @@ class FeedListener(WSListener):
     def replay_frame(self, payload: builtins.bytes | bytearray | memoryview, flags: int) -> None:
         """Deliver one recorded data frame through ``on_ws_frame`` as picows does."""
 
+@disjoint_base
 class BrokerListener(FeedListener):
     """Decodes broker quote frames from picows' read buffer into a ``QuoteBook`` and calls
     ``on_quote(symbol, bid, ask, ts)`` (or ``on_quote(row)``) with scalars."""
@@ -171,6 +175,7 @@ class BrokerListener(FeedListener):
     def flush(self) -> None:
         """Deliver the conflated quotes still pending."""
 
+@disjoint_base
 class SatoriexListener(FeedListener):
     """Applies SatoriEx market-data messages from picows' read buffer to a ``MarketData``
     and calls the bound ``price`` / ``book`` callbacks with scalars; everything else goes
