@@ -123,7 +123,9 @@ cdef class FeedListener(WSListener):
         readonly LatencyHistogram to_callback
         readonly StampLatency server_stamp
         int64_t _t_read       # monotonic ns at the first frame of the current read
-        int64_t _t_read_wall  # the wall clock at the read's first stamp (0: not yet)
+        # wall - monotonic clock, re-read at most once a second (a clock read costs ~40 ns)
+        int64_t _wall_offset
+        int64_t _wall_offset_at
         bint _in_read         # the last frame was not the last of its read
         readonly uint64_t frames
         readonly uint64_t bytes

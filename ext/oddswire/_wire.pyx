@@ -435,7 +435,6 @@ cdef class FeedListener(WSListener):
         """A data frame arrived: its read's receive stamp is taken at the read's first."""
         if not self._in_read and self.to_callback is not None:
             self._t_read = _now_ns()
-            self._t_read_wall = 0
         self._in_read = not last
         return 0
 
@@ -447,9 +446,10 @@ cdef class FeedListener(WSListener):
     cdef int _stamped(self, int64_t stamp_ns) except -1:
         if self.server_stamp is None or stamp_ns <= 0:  # <= 0: none, or not a stamp
             return 0
-        if self._t_read_wall == 0:  # one wall-clock read per socket read (its first stamp)
-            self._t_read_wall = _wall_ns()
-        self.server_stamp.record_stamp(self._t_read_wall, stamp_ns)
+        if self._wall_offset_at == 0 or self._t_read - self._wall_offset_at > 1000000000:
+            self._wall_offset = _wall_ns() - _now_ns()
+            self._wall_offset_at = self._t_read
+        self.server_stamp.record_stamp(self._t_read + self._wall_offset, stamp_ns)
         return 0
 
     cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:
