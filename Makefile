@@ -35,7 +35,7 @@ bench-quick:      ## every benchmark at a tenth of its size, with the chart (a f
 lint:             ## ruff, mypy (strict), stubtest of the compiled modules, rustfmt, clippy
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m mypy.stubtest oddswire._framing oddswire._metrics oddswire._databet oddswire_native --allowlist stubtest-allowlist.txt
+	$(PY) -m mypy.stubtest oddswire._framing oddswire._metrics oddswire._databet oddswire._wire oddswire._tech55 oddswire_native --allowlist stubtest-allowlist.txt
 	cd rust && cargo fmt --check
 	cd rust && cargo clippy --release --all-targets -- -D warnings
 

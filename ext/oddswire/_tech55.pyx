@@ -33,7 +33,7 @@ from libc.string cimport memcmp, memcpy, memset
 
 cimport cython
 
-from oddswire._wire cimport FeedListener
+from oddswire._wire cimport FeedListener, _ms_to_ns
 
 import msgspec
 
@@ -1050,8 +1050,9 @@ cdef class Tech55Listener(FeedListener):
     for one plain function ``fn(event, payload, seq, ts)`` called here, 2 when nobody
     listens. Modes 1 and 2 are taken here only when ``seq`` is the next one of
     ``sequence`` (a ``SequenceTracker``: its ``last`` is advanced here); anything else
-    goes to ``on_data``. On that fast path: ``on_established()`` once, ``on_ts(ts)`` for
-    one message in ``ts_sample_every``, ``gate.touch()`` while ``gate.healthy`` is false,
+    goes to ``on_data``. Every decoded message is recorded (``receive_to_decoded``, and its
+    ``ts`` in ``server_to_receive``; see ``FeedListener``). On that fast path:
+    ``on_established()`` once, ``gate.touch()`` while ``gate.healthy`` is false,
     the callback (its exception to ``on_report(channel, exc)``; a non-None return to
     ``on_returned(channel, value, seq_or_None)``), then ``on_ack(seq)`` when ``reliable``
     and the message has ``requireAck``. Other keyword arguments are ``FeedListener``'s.
@@ -1064,7 +1065,6 @@ cdef class Tech55Listener(FeedListener):
     cdef object _on_ack
     cdef object _on_report
     cdef object _on_established
-    cdef object _on_ts
     cdef object _sequence
     cdef object _gate
     cdef object _decode_errors
@@ -1081,16 +1081,14 @@ cdef class Tech55Listener(FeedListener):
     cdef bytes _event_raw
     cdef Py_ssize_t _event_len
     cdef object _event
-    cdef uint32_t _ts_every
-    cdef uint32_t _ts_left
     cdef public bint logged_in
     cdef readonly bint reliable
     cdef readonly uint64_t fast
     cdef readonly uint64_t slow
 
     def __init__(self, *, channels, payloads, decode_errors, route, on_data, on_slow,
-                 on_returned, on_ack, on_report, on_established, on_ts, sequence, gate,
-                 bint reliable=False, unsigned int ts_sample_every=64, **kwargs):
+                 on_returned, on_ack, on_report, on_established, sequence, gate,
+                 bint reliable=False, **kwargs):
         FeedListener.__init__(self, **kwargs)
         cdef int i
         self._channels = tuple(channels)
@@ -1114,15 +1112,12 @@ cdef class Tech55Listener(FeedListener):
         self._on_ack = on_ack
         self._on_report = on_report
         self._on_established = on_established
-        self._on_ts = on_ts
         self._sequence = sequence
         self._gate = gate
         self._routes = [None] * self._nchannels
         self._event_raw = b""
         self._event_len = -1
         self.reliable = reliable
-        self._ts_every = ts_sample_every
-        self._ts_left = ts_sample_every
 
     def invalidate(self):
         """Forget the cached routes (the callbacks changed)."""
@@ -1277,6 +1272,9 @@ cdef class Tech55Listener(FeedListener):
                     self._event = event
             seq = None if env.seq_kind != J_INT else _int_of(env.seq, env.seq_len)
             ts = None if env.ts_kind != J_INT else _int_of(env.ts, env.ts_len)
+            self._decoded()
+            if ts is not None:
+                self._stamp_ms(ts)
             self._data(env.channel, event, payload, seq, ts, env.require_ack)
         except Exception as exc:
             self._report(exc)
@@ -1308,12 +1306,6 @@ cdef class Tech55Listener(FeedListener):
         if not self._established:
             self._established = True
             self._on_established()
-        if self._ts_every:
-            self._ts_left -= 1
-            if self._ts_left == 0:
-                self._ts_left = self._ts_every
-                if ts is not None:
-                    self._on_ts(ts)
         if not self._gate.healthy:  # only the first message after a drop raises it
             self._gate.touch()
         cdef bint ack = self.reliable and require_ack
@@ -1328,6 +1320,13 @@ cdef class Tech55Listener(FeedListener):
                 return 0
         if ack:
             self._on_ack(seq)
+        return 0
+
+    cdef int _stamp_ms(self, object ts) except -1:
+        cdef int overflow = 0
+        cdef long long ms = PyLong_AsLongLongAndOverflow(ts, &overflow)
+        if not overflow:
+            self._stamped(_ms_to_ns(ms))
         return 0
 
     cdef int _python_path(self, object channel, object event, object payload, object seq,

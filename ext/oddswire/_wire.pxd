@@ -17,6 +17,8 @@ from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
+from oddswire._metrics cimport LatencyHistogram, StampLatency
+
 
 ctypedef struct QuoteOut:
     int64_t row
@@ -64,6 +66,13 @@ ctypedef struct NativeApi:
 cdef NativeApi* native_api
 
 
+# A millisecond server stamp in ns; 0 (not recorded) for one out of range.
+cdef inline int64_t _ms_to_ns(int64_t ms) noexcept nogil:
+    if ms <= 0 or ms > 9223372036854LL:
+        return 0
+    return ms * 1000000
+
+
 cdef class Recorder:
     """The buffered writer of a recording (see oddswire.record): records are appended to a
     C buffer and written to the sink at a size or time bound."""
@@ -88,7 +97,7 @@ cdef class Recorder:
 
 cdef class FeedListener(WSListener):
     """The frame handling every WebSocket feed shares: fragment reassembly (bounded), CLOSE,
-    PING answered only while the peer reads, text ping/pong, latency sampling, counters and
+    PING answered only while the peer reads, text ping/pong, latency recording, counters and
     error isolation. A feed overrides ``on_message``: one whole message, zero-copy."""
     cdef:
         readonly WSTransport transport
@@ -96,7 +105,6 @@ cdef class FeedListener(WSListener):
         object _on_error
         object _on_connected
         object _on_disconnected
-        object _on_sample
         object _on_message
         # A fragmented message being assembled (TEXT or BINARY + CONTINUATION frames).
         char* _frag
@@ -109,9 +117,16 @@ cdef class FeedListener(WSListener):
         # Text keep-alive (None: protocol PING / PONG frames).
         bytes _ping_payload
         bytes _pong_payload
-        # Latency sampling: one message in `_sample_every` is timed.
-        uint32_t _sample_every
-        uint32_t _sample_left
+        # Latency histograms (None: not recorded), the client's stats_counters'; every
+        # message is recorded against one receive stamp per socket read.
+        readonly LatencyHistogram to_decoded
+        readonly LatencyHistogram to_callback
+        readonly StampLatency server_stamp
+        int64_t _t_read       # monotonic ns at the first frame of the current read
+        # wall - monotonic clock, re-read at most once a second (a clock read costs ~40 ns)
+        int64_t _wall_offset
+        int64_t _wall_offset_at
+        bint _in_read         # the last frame was not the last of its read
         readonly uint64_t frames
         readonly uint64_t bytes
         readonly uint64_t messages
@@ -129,7 +144,9 @@ cdef class FeedListener(WSListener):
                     bint last) except -1
     cdef int _deliver_message(self, const char* data, Py_ssize_t size, bint last) except -1
     cdef int _too_big(self) except -1
-    cdef int _sampled_since(self, int64_t t0) except -1
+    cdef int _received(self, bint last) except -1
+    cdef int _decoded(self) except -1
+    cdef int _stamped(self, int64_t stamp_ns) except -1
     cdef int _call(self, object fn, object arg) except -1
     cdef int _report(self, object exc) except -1
 

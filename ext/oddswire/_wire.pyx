@@ -11,6 +11,7 @@
 # quote callback, which gets scalars. Frames that are not quotes (other markers, JSON
 # objects) are rare and go to Python as bytes.
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.pycapsule cimport PyCapsule_Import
@@ -208,7 +209,11 @@ cdef class FeedListener(WSListener):
     ``enable_auto_pong=False``). ``ping_payload`` / ``pong_payload`` select a text
     keep-alive (picows' user-specific ping hooks), else protocol PING / PONG frames.
 
-    One message in ``sample_every`` is timed (receive -> handled) for ``on_sample(t0, t1)``.
+    ``metrics``: the client's ``Stats`` (``oddswire.client``), or None. Every message is
+    then recorded in C into its histograms: ``receive_to_callback`` when ``on_message``
+    returns, ``receive_to_decoded`` where a subclass (or ``mark_decoded()``) says the
+    message is decoded, ``server_to_receive`` where it has a server stamp (``stamp()``),
+    all against one receive stamp per socket read (the first frame of the read).
     Exceptions raised by callbacks go to ``on_error`` and never reach picows, so a bot's
     bug does not drop the connection. ``abandon()`` closes the connection as soon as it
     exists (a stop during the handshake).
@@ -219,21 +224,22 @@ cdef class FeedListener(WSListener):
     """
 
     def __init__(self, *, on_message=None, on_error=None, on_connected=None,
-                 on_disconnected=None, on_sample=None, Py_ssize_t max_message_bytes=1 << 20,
+                 on_disconnected=None, Py_ssize_t max_message_bytes=1 << 20,
                  Py_ssize_t max_write_buffer=1 << 20, bytes ping_payload=None,
-                 bytes pong_payload=None, unsigned int sample_every=64, Recorder record=None):
+                 bytes pong_payload=None, Recorder record=None, metrics=None):
         self.recorder = record
         self._on_message = on_message
         self._on_error = on_error
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
-        self._on_sample = on_sample
         self.max_message_bytes = max_message_bytes
         self.max_write_buffer = max_write_buffer
         self._ping_payload = ping_payload
         self._pong_payload = pong_payload
-        self._sample_every = sample_every if on_sample is not None else 0
-        self._sample_left = self._sample_every
+        if metrics is not None:
+            self.to_decoded = metrics.receive_to_decoded
+            self.to_callback = metrics.receive_to_callback
+            self.server_stamp = metrics.server_to_receive
 
     def __dealloc__(self):
         PyMem_Free(self._frag)
@@ -283,6 +289,7 @@ cdef class FeedListener(WSListener):
             self.recorder.put(RECORD_FRAME, mt | (FRAME_FIN if frame.fin else 0)
                               | (FRAME_LAST if frame.last_in_buffer else 0),
                               frame.payload_ptr, frame.payload_size)
+        self._received(frame.last_in_buffer)
         self._frame(mt, frame.payload_ptr, frame.payload_size, frame.fin, frame.last_in_buffer)
 
     cpdef send_user_specific_ping(self, WSTransport transport):
@@ -314,7 +321,25 @@ cdef class FeedListener(WSListener):
         cdef const char* ptr = b""
         if view.shape[0]:
             ptr = <const char*>&view[0]
+        self._received(last_in_buffer)
         self._frame(msg_type, ptr, view.shape[0], fin, last_in_buffer)
+
+    def mark_decoded(self):
+        """The message being handled is decoded (a Python decoder's ``receive_to_decoded``)."""
+        self._decoded()
+
+    def stamp(self, stamp_ns, *, bint ms=False):
+        """The message being handled carries server stamp ``stamp_ns`` (an int, ns since
+        the epoch; ms with ``ms=True``): ``server_to_receive``, against the wall clock at
+        its socket read. Anything else, or one out of range, is ignored."""
+        cdef int overflow = 0
+        cdef long long v
+        if type(stamp_ns) is not int:
+            return
+        v = PyLong_AsLongLongAndOverflow(stamp_ns, &overflow)
+        if overflow:
+            return
+        self._stamped(_ms_to_ns(v) if ms else v)
 
     def replay_frame(self, payload, int flags):
         """Deliver one recorded data frame (``flags`` as recorded: type, FIN, last in
@@ -398,22 +423,33 @@ cdef class FeedListener(WSListener):
         return 0
 
     cdef int _deliver_message(self, const char* data, Py_ssize_t size, bint last) except -1:
-        cdef int64_t t0
         self.messages += 1
-        if self._sample_every:
-            self._sample_left -= 1
-            if self._sample_left == 0:
-                self._sample_left = self._sample_every
-                t0 = _now_ns()
-                self.on_message(data, size, last)
-                return self._sampled_since(t0)
-        return self.on_message(data, size, last)
+        self.on_message(data, size, last)
+        if self.to_callback is not None:
+            self.to_callback.record(_now_ns() - self._t_read)
+        return 0
 
-    cdef int _sampled_since(self, int64_t t0) except -1:
-        try:
-            self._on_sample(t0, _now_ns())
-        except Exception as exc:
-            self._report(exc)
+    # --- latency (every message; see the class docstring) --------------------------------
+
+    cdef int _received(self, bint last) except -1:
+        """A data frame arrived: its read's receive stamp is taken at the read's first."""
+        if not self._in_read and self.to_callback is not None:
+            self._t_read = _now_ns()
+        self._in_read = not last
+        return 0
+
+    cdef int _decoded(self) except -1:
+        if self.to_decoded is not None:
+            self.to_decoded.record(_now_ns() - self._t_read)
+        return 0
+
+    cdef int _stamped(self, int64_t stamp_ns) except -1:
+        if self.server_stamp is None or stamp_ns <= 0:  # <= 0: none, or not a stamp
+            return 0
+        if self._wall_offset_at == 0 or self._t_read - self._wall_offset_at > 1000000000:
+            self._wall_offset = _wall_ns() - _now_ns()
+            self._wall_offset_at = self._t_read
+        self.server_stamp.record_stamp(self._t_read + self._wall_offset, stamp_ns)
         return 0
 
     cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:
@@ -508,6 +544,8 @@ cdef class BrokerListener(FeedListener):
                 return 0
             if rc == 1:
                 self.quotes += 1
+                self._decoded()
+                self._stamped(_ms_to_ns(q.ts))
                 if self.notify_fresh:
                     self.notify_fresh = False
                     if self.on_fresh is not None:
@@ -672,6 +710,9 @@ cdef class SatoriexListener(FeedListener):
         if rc == 0:
             self.slow += 1
             return self._call(self._on_other, PyBytes_FromStringAndSize(data, size))
+        self._decoded()
+        if rc == SX_PRICE and q.ts != INT64_MIN:
+            self._stamped(_ms_to_ns(q.ts))
         if rc == SX_PRICE and not self._price_python and q.ts != INT64_MIN:
             self.prices += 1
             if self._on_price is not None:

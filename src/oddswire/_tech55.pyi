@@ -3,10 +3,13 @@ ext/oddswire/_tech55.pyx."""
 
 import builtins
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Never, Self
+
+from typing_extensions import disjoint_base
 
 from oddswire._wire import FeedListener
 
+@disjoint_base
 class Payload:
     """Base of the lazily decoded payloads: each field is decoded on first access."""
 
@@ -20,7 +23,9 @@ class Payload:
         """The fields the schema does not know (decoded on first access)."""
     def to_dict(self) -> dict[str, Any]:
         """The schema's fields by wire name, absent optional ones as None."""
-    def __eq__(self, other: object) -> bool: ...
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Refused: build one with ``decode(json_bytes)``."""
+    def __eq__(self, other: object, /) -> bool: ...
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: Any) -> Self: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
@@ -154,6 +159,7 @@ def order_from_struct(struct: Any, raw: builtins.bytes) -> Order:
 def bet_from_struct(struct: Any, raw: builtins.bytes) -> Bet:
     """A ``Bet`` with the values of a twin Struct (``oddswire.reference.tech55``)."""
 
+@disjoint_base
 class Tech55Listener(FeedListener):
     """The 55-tech frame path: one scan per frame in C, lazily decoded order / bet
     payloads, the in-order data message of a channel with one plain callback delivered
@@ -169,7 +175,7 @@ class Tech55Listener(FeedListener):
     def slow(self) -> int: ...
     def __init__(
         self,
-        *,
+        *args: Never,
         channels: Sequence[str],
         payloads: Sequence[Any],
         decode_errors: type[BaseException] | tuple[type[BaseException], ...],
@@ -180,11 +186,9 @@ class Tech55Listener(FeedListener):
         on_ack: Callable[[int], Any],
         on_report: Callable[[str, BaseException], Any],
         on_established: Callable[[], Any],
-        on_ts: Callable[[int], Any],
         sequence: Any,
         gate: Any,
         reliable: bool = False,
-        ts_sample_every: int = 64,
         **kwargs: Any,
     ) -> None: ...
     def invalidate(self) -> None:

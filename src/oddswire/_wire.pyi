@@ -2,13 +2,16 @@
 
 import builtins
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Never
 
-from picows import WSFrame, WSListener, WSTransport
+from picows import WSFrame, WSListener, WSMsgType, WSTransport
+from typing_extensions import disjoint_base
 
+from oddswire._metrics import LatencyHistogram, StampLatency
 from oddswire.errors import DecodeError
 from oddswire_native import MarketData, QuoteBook
 
+@disjoint_base
 class Recorder:
     """Buffered writer of recording records (``oddswire.record``): a C buffer written to
     ``sink`` at ``flush_bytes`` or ``flush_interval`` seconds; a failed write goes to
@@ -64,10 +67,12 @@ def replay_disconnected(
 def replay_wait_done(transport: WSTransport) -> None:
     """Release ``wait_disconnected()``."""
 
+@disjoint_base
 class FeedListener(WSListener):
     """The frame layer every WebSocket feed shares: whole messages out of frames
     (fragments reassembled up to ``max_message_bytes``), CLOSE answered, PING answered only
-    while the peer reads, text or protocol keep-alive, counters, sampling, error isolation.
+    while the peer reads, text or protocol keep-alive, counters, latency recording (every message),
+    error isolation.
     Cython subclasses override the C-level ``on_message``; the default calls
     ``on_message(payload: bytes)``."""
 
@@ -94,20 +99,25 @@ class FeedListener(WSListener):
     def abandoned(self) -> bool: ...
     @property
     def recorder(self) -> Recorder | None: ...
+    @property
+    def to_decoded(self) -> LatencyHistogram | None: ...
+    @property
+    def to_callback(self) -> LatencyHistogram | None: ...
+    @property
+    def server_stamp(self) -> StampLatency | None: ...
     def __init__(
         self,
-        *,
+        *args: Never,
         on_message: Callable[[builtins.bytes], Any] | None = None,
         on_error: Callable[[BaseException], Any] | None = None,
         on_connected: Callable[[WSTransport], Any] | None = None,
         on_disconnected: Callable[[WSTransport], Any] | None = None,
-        on_sample: Callable[[int, int], Any] | None = None,
         max_message_bytes: int = 1 << 20,
         max_write_buffer: int = 1 << 20,
         ping_payload: builtins.bytes | None = None,
         pong_payload: builtins.bytes | None = None,
-        sample_every: int = 64,
         record: Recorder | None = None,
+        metrics: Any = None,
     ) -> None: ...
     def abandon(self) -> None:
         """Close the connection now, or as soon as the handshake completes."""
@@ -120,14 +130,19 @@ class FeedListener(WSListener):
         self,
         payload: builtins.bytes | bytearray | memoryview,
         *,
-        msg_type: int = 1,
+        msg_type: WSMsgType | int = ...,
         fin: bool = True,
         last_in_buffer: bool = True,
     ) -> None:
         """Process one frame's payload as if picows had delivered it (tests)."""
+    def mark_decoded(self) -> None:
+        """The message being handled is decoded (``receive_to_decoded``)."""
+    def stamp(self, stamp_ns: object, *, ms: bool = False) -> None:
+        """The message being handled carries this server stamp (``server_to_receive``)."""
     def replay_frame(self, payload: builtins.bytes | bytearray | memoryview, flags: int) -> None:
         """Deliver one recorded data frame through ``on_ws_frame`` as picows does."""
 
+@disjoint_base
 class BrokerListener(FeedListener):
     """Decodes broker quote frames from picows' read buffer into a ``QuoteBook`` and calls
     ``on_quote(symbol, bid, ask, ts)`` (or ``on_quote(row)``) with scalars."""
@@ -160,6 +175,7 @@ class BrokerListener(FeedListener):
     def flush(self) -> None:
         """Deliver the conflated quotes still pending."""
 
+@disjoint_base
 class SatoriexListener(FeedListener):
     """Applies SatoriEx market-data messages from picows' read buffer to a ``MarketData``
     and calls the bound ``price`` / ``book`` callbacks with scalars; everything else goes

@@ -156,7 +156,8 @@ class WSFeedClient(FeedClient):
                 "on_disconnected": self._on_ws_disconnected,
                 "max_message_bytes": self.max_message_bytes,
                 "max_write_buffer": self.max_write_buffer,
-                "record": None if self.recording is None else self.recording.writer}
+                "record": None if self.recording is None else self.recording.writer,
+                "metrics": self.stats_counters}
 
     async def _ws_connect(self, listener: FeedListener, url: str) -> WSTransport:
         """Open the WebSocket (the ``connected`` event); a cancel or failure abandons it.

@@ -504,8 +504,7 @@ class BetcoreClient(WSFeedClient):
         self._hub_closed = False
         self._handshake = asyncio.get_running_loop().create_future()
         self._handshake.add_done_callback(_retrieve)
-        listener = FeedListener(on_message=self._on_frame, on_sample=self._on_sample,
-                                sample_every=self.sample_every, **self._listener_options())
+        listener = FeedListener(on_message=self._on_frame, **self._listener_options())
         transport = None
         try:
             try:
@@ -626,7 +625,11 @@ class BetcoreClient(WSFeedClient):
         except DecodeError as e:
             self._error(e)
             return
+        listener = self._listener
         if update is not None:
+            if listener is not None:
+                listener.mark_decoded()
+                listener.stamp(update.tst)
             self._on_update(update)
             return
         try:
@@ -634,6 +637,8 @@ class BetcoreClient(WSFeedClient):
         except ProtocolError as e:
             self._error(e)
             return
+        if listener is not None:
+            listener.mark_decoded()
         kind = msg["type"]
         if kind == MessageType.PING:
             return
@@ -668,7 +673,6 @@ class BetcoreClient(WSFeedClient):
         self.updates += 1
         if self._established_at is None:
             self._mark_established()
-        self.stats_counters.server_to_receive.record(max(time.time_ns() - update.tst, 1))
         sid, last = update.sid, self.sequence.last
         verdict = self.sequence.observe(sid)
         if verdict != "ok":
@@ -701,8 +705,6 @@ class BetcoreClient(WSFeedClient):
         elif self._transport is not None:
             self._transport.disconnect()
 
-    def _on_sample(self, t0: int, t1: int) -> None:
-        self.stats_counters.receive_to_callback.record(t1 - t0)
 
     # --- liveness ------------------------------------------------------------------------
 

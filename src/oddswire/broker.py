@@ -228,8 +228,8 @@ class BrokerClient(WSFeedClient):
         self._auth.add_done_callback(_consume)
         listener = BrokerListener(
             self.book, on_quote=self.callbacks.direct("quote"), on_array=self._on_array,
-            on_object=self._on_object, on_sample=self._on_sample, quote_rows=self.quote_rows,
-            conflate=self.conflate, sample_every=self.sample_every, **self._listener_options())
+            on_object=self._on_object, quote_rows=self.quote_rows, conflate=self.conflate,
+            **self._listener_options())
         listener.on_fresh = self.gate.touch
         transport = None
         try:
@@ -370,9 +370,6 @@ class BrokerClient(WSFeedClient):
             self._error(exc)
         else:  # the quote callback raised
             self.callbacks.report("quote", exc)
-
-    def _on_sample(self, t0: int, t1: int) -> None:
-        self.stats_counters.receive_to_callback.record(t1 - t0)
 
     def _on_link_lost(self, reason: str) -> None:
         if self._auth is not None and not self._auth.done():

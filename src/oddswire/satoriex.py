@@ -322,8 +322,7 @@ class SatoriexClient(WSFeedClient):
     def _make_listener(self) -> FeedListener:
         """The compiled ``SatoriexListener`` (Rust ``MarketData``, ``compiled``), else a
         ``FeedListener`` handing every message to ``_on_frame``."""
-        options = dict(on_sample=self._on_sample, sample_every=self.sample_every,
-                       **self._listener_options())
+        options = self._listener_options()
         if not (self.compiled and isinstance(self.market_data, MarketData)):
             self._fast = None
             return FeedListener(on_message=self._on_frame, **options)
@@ -362,6 +361,13 @@ class SatoriexClient(WSFeedClient):
         except DecodeError as e:
             self._off_layout(payload, e)
             return
+        listener = self._listener
+        if listener is not None:
+            listener.mark_decoded()
+            if code == PRICE:
+                price = self.market_data.get(self.market_data.last_market)
+                if price is not None and price[3] > 0:  # else the column's empty marker
+                    listener.stamp(price[3], ms=True)
         if code is None:
             self._dispatch(payload)
             return
@@ -472,9 +478,6 @@ class SatoriexClient(WSFeedClient):
         self.stats_counters.resyncs += 1
         self._send({"type": "subscribe_marketdata", "market_id": market})
         self.callbacks.emit("resync", market, reason)
-
-    def _on_sample(self, t0: int, t1: int) -> None:
-        self.stats_counters.receive_to_callback.record(t1 - t0)
 
     # --- liveness ------------------------------------------------------------------------
 

@@ -749,8 +749,7 @@ class Tech55Client(WSFeedClient):
     def _make_listener(self) -> FeedListener:
         """This connection's listener: the compiled ``Tech55Listener``, or with
         ``compiled = False`` a plain ``FeedListener`` calling ``_on_frame``."""
-        options = dict(on_sample=self._on_sample, sample_every=self.sample_every,
-                       **self._listener_options())
+        options = self._listener_options()
         if not self.compiled:
             return FeedListener(on_message=self._on_frame, **options)
         return Tech55Listener(
@@ -758,9 +757,8 @@ class Tech55Client(WSFeedClient):
             route=self._route_of_channel, on_data=self._deliver, on_slow=self._on_frame,
             on_returned=self._returned,
             on_ack=self._ack, on_report=self.callbacks.report,
-            on_established=self._mark_established, on_ts=self._record_ts,
-            sequence=self.sequence, gate=self.gate, reliable=self.reliable,
-            ts_sample_every=64, **options)
+            on_established=self._mark_established, sequence=self.sequence, gate=self.gate,
+            reliable=self.reliable, **options)
 
     def _set_logged_in(self, value: bool, listener: Any = None) -> None:
         self._logged_in = value
@@ -797,6 +795,10 @@ class Tech55Client(WSFeedClient):
         except _DECODE_ERRORS:
             self._slow_path(frame)
             return
+        listener = self._listener
+        if listener is not None:
+            listener.mark_decoded()
+            listener.stamp(msg.ts, ms=True)
         payload = msg.payload
         twin = _TWIN_OF.get(type(payload))
         if twin is not None:
@@ -828,8 +830,6 @@ class Tech55Client(WSFeedClient):
                 else:
                     self.late += 1
         self._delivered += 1
-        if not self._delivered & 63 and type(ts) is int:
-            self._record_ts(ts)
         if channel == "betslip":
             if isinstance(payload, Betslip):
                 self._apply_betslip(payload, ts)
@@ -866,9 +866,6 @@ class Tech55Client(WSFeedClient):
                 self._ack_after(seq, tasks)
             else:
                 self._ack(seq)
-
-    def _record_ts(self, ts: int) -> None:
-        self.stats_counters.server_to_receive.record(max(time.time_ns() - ts * 1_000_000, 1))
 
     def _route_of(self, channel: str) -> tuple[int, Callable[..., Any] | None]:
         """How to call ``channel``'s callbacks: (``_ROUTE_DIRECT``, fn) for one plain
@@ -1138,9 +1135,6 @@ class Tech55Client(WSFeedClient):
             self._slow = False
 
     # --- liveness ------------------------------------------------------------------------
-
-    def _on_sample(self, t0: int, t1: int) -> None:
-        self.stats_counters.receive_to_callback.record(max(t1 - t0, 1))
 
     def _check_liveness(self) -> None:
         if not self._logged_in or self._transport is None:

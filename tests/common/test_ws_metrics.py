@@ -1,0 +1,138 @@
+"""Every WebSocket feed records every message (not a sample) in its listener: on loopback,
+on asyncio and uvloop, ``receive_to_callback`` counts exactly the messages the listener
+delivered, ``receive_to_decoded`` the messages decoded, and ``server_to_receive`` (with
+its clock-offset estimate) the messages that carry a server stamp."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+import pytest
+
+from netutil import LOOPS, run, wait_until
+from oddswire._wire import BrokerListener, FeedListener
+from oddswire.betcore import BetcoreClient
+from oddswire.broker import BrokerClient, QuoteBook
+from oddswire.client import ReconnectPolicy, Stats
+from oddswire.satoriex import SatoriexClient
+from oddswire.sim.betcore import BetcoreSimulator
+from oddswire.sim.broker import BrokerSimulator
+from oddswire.sim.satoriex import SatoriexSimulator
+from oddswire.sim.tech55 import Tech55Simulator
+from oddswire.tech55 import Tech55Client
+
+FAST = ReconnectPolicy(initial=0.01, maximum=0.05)
+
+
+async def run_until(client: Any, enough: Any) -> dict[str, Any]:
+    """Run ``client`` until ``enough()``, stop it, and return its stats."""
+    task = asyncio.ensure_future(client.run())
+    await wait_until(lambda: enough() or task.done(), what="messages")
+    await client.stop()
+    await asyncio.wait_for(task, 10)
+    stats: dict[str, Any] = client.stats()
+    return stats
+
+
+def check_every_message(stats: dict[str, Any]) -> None:
+    assert stats["messages"] > 0
+    assert stats["receive_to_callback"]["count"] == stats["messages"]
+    assert 0 < stats["receive_to_decoded"]["count"] <= stats["messages"] * 64
+    for key in ("receive_to_decoded", "receive_to_callback"):
+        s = stats[key]
+        assert 0 <= s["p50_us"] <= s["p99_us"] <= s["p999_us"] <= s["max_us"]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_broker_records_every_quote(loop: str) -> None:
+    async def main() -> None:
+        async with BrokerSimulator(rate=300, customers={7: [2000009]}) as sim:
+            client = BrokerClient(sim.url, token=sim.signer.customer(7), account=2000009,
+                                  symbols=["eurusd", "xauusd"], reconnect=FAST)
+            quotes: list[Any] = []
+            client.on("quote", lambda *q: quotes.append(q))
+            stats = await run_until(client, lambda: len(quotes) >= 200)
+        check_every_message(stats)
+        assert stats["receive_to_decoded"]["count"] == stats["quotes"] == len(quotes)
+        server = stats["server_to_receive"]
+        assert server["count"] == len(quotes) and not math.isnan(server["offset_us"])
+    run(loop, main)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_tech55_records_every_message_and_its_stamp(loop: str) -> None:
+    async def main() -> None:
+        async with Tech55Simulator(rate=400) as sim:
+            client = Tech55Client(sim.url, api_key=sim.api_key, reconnect=FAST)
+            data: list[Any] = []
+            for channel in ("orders", "bets", "settlements"):
+                client.on(channel, lambda e, p, seq, ts: data.append(seq))
+            stats = await run_until(client, lambda: len(data) >= 100)
+        check_every_message(stats)
+        decoded = stats["receive_to_decoded"]["count"]
+        assert len(data) <= decoded < stats["messages"]  # not the login / pings
+        server = stats["server_to_receive"]
+        assert server["count"] == decoded and not math.isnan(server["offset_us"])
+    run(loop, main)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_satoriex_records_every_message(loop: str) -> None:
+    async def main() -> None:
+        async with SatoriexSimulator(interval=0.002) as sim:
+            client = SatoriexClient(sim.url, token=sim.token(), markets=["mkt_abc123"],
+                                    marketdata=["mkt_abc123"], reconnect=FAST)
+            prices: list[Any] = []
+            client.on("price", lambda *a: prices.append(a))
+            stats = await run_until(client, lambda: len(prices) >= 50)
+        check_every_message(stats)
+        assert stats["server_to_receive"]["count"] >= len(prices)
+    run(loop, main)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_betcore_records_every_frame_and_update_stamp(loop: str) -> None:
+    async def main() -> None:
+        async with BetcoreSimulator(interval=0.02) as sim:
+            client = BetcoreClient(sim.url, access_token=sim.token, partner_client_id=7,
+                                   game_types=(3,), reconnect=FAST)
+            updates: list[Any] = []
+            client.on("games", lambda u: updates.append(u))
+            stats = await run_until(client, lambda: len(updates) >= 10)
+        check_every_message(stats)
+        assert stats["server_to_receive"]["count"] == stats["updates"] == client.updates
+    run(loop, main)
+
+
+def test_one_receive_stamp_per_read_and_the_clock_offset() -> None:
+    stats = Stats()
+    book, seen = QuoteBook(), []
+    listener = BrokerListener(book, on_quote=lambda *q: seen.append(q), metrics=stats)
+    assert listener.to_callback is stats.receive_to_callback
+    skew_ms = 5_000  # the server's clock 5 s behind ours
+    now_ms = time.time_ns() // 1_000_000 - skew_ms
+    for i in range(10):  # one read of 10 frames
+        listener.feed(f'["t","eurusd",1.{i},2.0,{now_ms}]'.encode(), last_in_buffer=i == 9)
+    listener.feed(b'{"kind":"object"}')
+    listener.feed(b'["t","eurusd",1.5,2.0,99999999999999999]')  # out of range: not recorded
+    assert len(seen) == 11
+    assert stats.receive_to_callback.n == listener.messages == 12
+    assert stats.receive_to_decoded.n == 11 and stats.server_to_receive.n == 10
+    offset = stats.server_to_receive.offset_ns
+    assert offset is not None and skew_ms * 1e6 <= offset < (skew_ms + 60_000) * 1e6
+
+
+def test_no_metrics_no_recording() -> None:
+    listener = FeedListener(on_message=lambda b: None)
+    listener.feed(b"x")
+    listener.mark_decoded()
+    listener.stamp(1)
+    assert listener.to_callback is None and listener.messages == 1
+    stats = Stats()
+    listener = FeedListener(on_message=lambda b: None, metrics=stats)
+    for bad in (None, "1", 2**70, 1.5):
+        listener.stamp(bad)
+    assert stats.server_to_receive.n == 0
