@@ -419,7 +419,7 @@ class BetcoreClient(WSFeedClient):
                  reconnect: ReconnectPolicy | None = None,
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  max_message_bytes: int = 4 << 20, max_write_buffer: int = 1 << 20,
-                 follow_redirects: bool = False, sample_every: int = 16,
+                 follow_redirects: bool = False,
                  stateful_reconnect: bool = False,
                  stateful_buffer_bytes: int = 100_000, record: RecordPath = None) -> None:
         if not isinstance(partner_client_id, int) or isinstance(partner_client_id, bool):
@@ -442,7 +442,6 @@ class BetcoreClient(WSFeedClient):
         self.server_timeout = server_timeout
         self.keepalive_interval = keepalive_interval
         self.handshake_timeout = handshake_timeout
-        self.sample_every = sample_every
         self.sequence = SequenceTracker(contiguous=True)
         self.updates = 0
         self._game_types: set[int] = set()

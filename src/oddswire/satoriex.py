@@ -175,7 +175,7 @@ class SatoriexClient(WSFeedClient):
                  reconnect: ReconnectPolicy | None = None,
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  max_message_bytes: int = 4 << 20, max_write_buffer: int = 1 << 20,
-                 follow_redirects: bool = False, sample_every: int = 64,
+                 follow_redirects: bool = False,
                  record: RecordPath = None) -> None:
         if stale_after is not None and not stale_after > 0:
             raise ConfigError("stale_after must be positive (or None)")
@@ -193,7 +193,6 @@ class SatoriexClient(WSFeedClient):
         self._token = token
         self.stale_after = stale_after
         self.resync_interval = resync_interval
-        self.sample_every = sample_every
         self.market_data: Any = (market_data if market_data is not None else MarketData(
             max_levels=max_levels, layout=dict(layout or {})))
         lay = self.market_data.layout

@@ -607,7 +607,7 @@ class Tech55Client(WSFeedClient):
                  reconnect: ReconnectPolicy | None = None,
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  max_message_bytes: int = 1 << 20, max_write_buffer: int = 1 << 20,
-                 follow_redirects: bool = False, sample_every: int = 64,
+                 follow_redirects: bool = False,
                  record: RecordPath = None) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise ConfigError("api_key must be a non-empty string")
@@ -642,7 +642,6 @@ class Tech55Client(WSFeedClient):
         self.client_ping_interval = client_ping_interval
         self.login_timeout = login_timeout
         self.max_connections_per_key = max_connections_per_key
-        self.sample_every = sample_every
         self.betslip = betslip if betslip is not None else BetslipTable()
         self.session: Session | None = None
         self.halted = False
