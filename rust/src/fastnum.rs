@@ -48,7 +48,7 @@ pub fn first_digits(w: u64, n: usize) -> u64 {
 /// A run of digits at `buf[pos..]`: (value, count). At most `max` digits (<= 19) are
 /// converted; a longer run reports its full count and a value that must not be used.
 #[inline(always)]
-fn digit_run(buf: &[u8], mut pos: usize, max: usize) -> (u64, usize) {
+pub fn digit_run(buf: &[u8], mut pos: usize, max: usize) -> (u64, usize) {
     let mut value = 0u64;
     let mut count = 0usize;
     while pos + 8 <= buf.len() {
@@ -79,7 +79,7 @@ fn digit_run(buf: &[u8], mut pos: usize, max: usize) -> (u64, usize) {
     (value, count)
 }
 
-const POW10_U64: [u64; 16] = [
+pub const POW10_U64: [u64; 16] = [
     1,
     10,
     100,
@@ -229,7 +229,7 @@ const LO: u64 = 0x0101_0101_0101_0101;
 /// High bit set in each byte of `w` that is not printable ASCII or is '"' or '\\'; exact up
 /// to the first such byte (borrows only run upwards), which is all a scan reads.
 #[inline(always)]
-fn not_plain(w: u64) -> u64 {
+pub fn not_plain(w: u64) -> u64 {
     let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     zero(w ^ (LO * u64::from(b'"')))
         | zero(w ^ (LO * u64::from(b'\\')))

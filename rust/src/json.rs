@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::fastnum;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonError {
     pub message: String,
@@ -107,25 +109,25 @@ impl<'a> Parser<'a> {
     /// A string; borrowed from the input when it has no escapes.
     #[inline(always)]
     pub fn string(&mut self) -> JResult<Cow<'a, str>> {
-        // Most keys and ids are short ASCII: when the 8 bytes after the opening quote hold the
-        // closing one with only plain ASCII before it, the string is read without a call.
+        // Most keys, ids and skipped strings are plain printable ASCII: scan them eight bytes
+        // at a time without a call; a backslash, control or non-ASCII byte (or the end of
+        // the buffer) leaves the rest to the general scanner from the opening quote.
         let buf = self.buf;
-        if let Some(chunk) = buf.get(self.pos..self.pos + 9) {
-            if chunk[0] == b'"' {
-                let x = u64::from_le_bytes(chunk[1..9].try_into().unwrap());
-                let m = special_bytes(x);
+        if buf.get(self.pos) == Some(&b'"') {
+            let start = self.pos + 1;
+            let mut at = start;
+            while at + 8 <= buf.len() {
+                let m = fastnum::not_plain(u64::from_le_bytes(buf[at..at + 8].try_into().unwrap()));
                 if m != 0 {
-                    let k = m.trailing_zeros() / 8;
-                    let before = x & ((1u64 << (8 * k)) - 1);
-                    if chunk[1 + k as usize] == b'"' && before & HI == 0 {
-                        let start = self.pos + 1;
-                        self.pos = start + k as usize + 1;
-                        // SAFETY: every byte before the quote is ASCII (checked above).
-                        return Ok(Cow::Borrowed(unsafe {
-                            std::str::from_utf8_unchecked(&buf[start..start + k as usize])
-                        }));
+                    let end = at + (m.trailing_zeros() / 8) as usize;
+                    if buf[end] != b'"' {
+                        break;
                     }
+                    self.pos = end + 1;
+                    // SAFETY: every byte before the quote is printable ASCII (checked above).
+                    return Ok(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(&buf[start..end]) }));
                 }
+                at += 8;
             }
         }
         self.string_general()
@@ -267,59 +269,51 @@ impl<'a> Parser<'a> {
     /// A number by the RFC 8259 grammar; integers stay exact within i64.
     #[inline]
     pub fn number(&mut self) -> JResult<Number<'a>> {
-        // One pass: the grammar check also accumulates the decimal mantissa, so the common
-        // short decimal ("1.08496") and integer cases never re-read their digits.
+        // One pass, digits eight at a time: the grammar check also yields the integer and
+        // fraction values, so the common short decimal and integer cases never re-read them.
         let buf = self.buf;
         let start = self.pos;
         let neg = buf.get(self.pos) == Some(&b'-');
         if neg {
             self.pos += 1;
         }
-        let mut mantissa: u64 = 0;
-        let mut digits = 0usize; // significant digits accumulated (a leading "0" is not one)
-        match buf.get(self.pos) {
-            Some(b'0') => self.pos += 1,
+        // Significant digits: a leading "0" is not one. Runs past 19 digits carry a value
+        // that is not used (the text is parsed instead).
+        let (int, int_digits) = match buf.get(self.pos) {
+            Some(b'0') => {
+                self.pos += 1;
+                (0, 0)
+            }
             Some(b'1'..=b'9') => {
-                while let Some(&d @ b'0'..=b'9') = buf.get(self.pos) {
-                    if digits < 19 {
-                        mantissa = mantissa * 10 + (d - b'0') as u64;
-                    }
-                    digits += 1;
-                    self.pos += 1;
-                }
+                let (v, n) = fastnum::digit_run(buf, self.pos, 19);
+                self.pos += n;
+                (v, n)
             }
             _ => return self.error("invalid number"),
-        }
-        let int_digits = digits;
-        let mut frac = 0usize;
+        };
+        let (mut frac_value, mut frac) = (0u64, 0usize);
         let mut is_float = false;
         if buf.get(self.pos) == Some(&b'.') {
             self.pos += 1;
-            if !matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+            (frac_value, frac) = fastnum::digit_run(buf, self.pos, 19);
+            if frac == 0 {
                 return self.error("invalid number: digit expected after '.'");
             }
-            while let Some(&d @ b'0'..=b'9') = buf.get(self.pos) {
-                if digits < 19 {
-                    mantissa = mantissa * 10 + (d - b'0') as u64;
-                }
-                digits += 1;
-                frac += 1;
-                self.pos += 1;
-            }
+            self.pos += frac;
             is_float = true;
         }
+        let digits = int_digits + frac;
         let mut exponent = false;
         if matches!(buf.get(self.pos), Some(b'e' | b'E')) {
             self.pos += 1;
             if matches!(buf.get(self.pos), Some(b'+' | b'-')) {
                 self.pos += 1;
             }
-            if !matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
+            let (_, n) = fastnum::digit_run(buf, self.pos, 19);
+            if n == 0 {
                 return self.error("invalid number: digit expected in exponent");
             }
-            while matches!(buf.get(self.pos), Some(b'0'..=b'9')) {
-                self.pos += 1;
-            }
+            self.pos += n;
             is_float = true;
             exponent = true;
         }
@@ -329,7 +323,7 @@ impl<'a> Parser<'a> {
             if !exponent && digits <= 15 {
                 // Clinger's fast path: an exact mantissa < 2**53 over an exact power of ten
                 // is one correctly rounded division.
-                let v = mantissa as f64 / POW10[frac];
+                let v = (int * fastnum::POW10_U64[frac] + frac_value) as f64 / POW10[frac];
                 return Ok(Number::Float(if neg { -v } else { v }));
             }
             let v: f64 = text.parse().expect("grammar-checked float");
@@ -341,10 +335,10 @@ impl<'a> Parser<'a> {
         }
         if int_digits <= 19 {
             // 19 digits fit u64; only the i64 range check is left (timestamps in ns are 19).
-            if mantissa <= i64::MAX as u64 {
-                return Ok(Number::Int(if neg { -(mantissa as i64) } else { mantissa as i64 }));
+            if int <= i64::MAX as u64 {
+                return Ok(Number::Int(if neg { -(int as i64) } else { int as i64 }));
             }
-            if neg && mantissa == 1u64 << 63 {
+            if neg && int == 1u64 << 63 {
                 return Ok(Number::Int(i64::MIN));
             }
         }

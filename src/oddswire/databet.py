@@ -16,8 +16,10 @@ status is 0, its own status is 0 and ``is_active``, the event has no bet stop, a
 
 ``apply`` is atomic per line: a malformed line raises ``DecodeError`` (with ``field``,
 ``sport_event_id`` and ``version`` when known) and leaves the table unchanged.
-``apply_many`` keeps the lines before a bad one applied; the error carries ``.index`` and
-``.applied`` (their results).
+``apply_many(lines)`` returns the ``Applied`` of each line; ``apply_many(lines,
+results=False)`` builds none and returns how many lines it applied (for batch callers that
+do not read them). Either way the lines before a bad one stay applied; the error carries
+``.index`` and ``.applied`` (their results, or with ``results=False`` their count).
 
 Bounded memory: events whose fixture ends (status 3-6) are evicted ``retention_s`` after the
 log that ended them (``OddsTable(retention_s=...)``, or ``evict_ended(before_ns)`` by hand);
