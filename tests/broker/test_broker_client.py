@@ -309,7 +309,7 @@ def test_configuration_errors_are_clear() -> None:
     with pytest.raises(ConfigError, match="not one string"):
         BrokerClient("ws://127.0.0.1:1", token="t", symbols="eurusd")
     with pytest.raises(ConfigError, match="unknown event"):
-        BrokerClient("ws://127.0.0.1:1", token="t").on("quotes", print)
+        BrokerClient("ws://127.0.0.1:1", token="t").on("trades", print)
 
 
 @pytest.mark.parametrize("loop", LOOPS)
