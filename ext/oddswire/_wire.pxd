@@ -168,14 +168,29 @@ cdef class BrokerListener(FeedListener):
         Py_ssize_t _pend_cap
         int* _slot_of_row
         Py_ssize_t _slot_cap
+        # The batch: rows updated since the last batch callback, each once, in order of
+        # first update (`_in_batch[row]` is 1 while the row is in it).
+        object _on_quotes
+        object _on_report
+        int64_t* _batch
+        Py_ssize_t _nbatch
+        Py_ssize_t _batch_cap
+        unsigned char* _in_batch
+        Py_ssize_t _in_batch_cap
         readonly uint64_t quotes
         readonly uint64_t delivered
         readonly uint64_t rejected
+        readonly uint64_t batches
 
     cdef int on_quote_c(self, QuoteOut* q) except -1
+    cdef int _on_frame(self, const char* data, Py_ssize_t size, bint last) except -1
     cdef int _deliver(self, QuoteOut* q) except -1
     cdef int _flush(self) except -1
     cdef int _pend_quote(self, QuoteOut* q) except -1
+    cdef int _batch_row(self, int64_t row) except -1
+    cdef int _flush_batch(self) except -1
+    cdef int _clear_batch(self) except -1
+    cdef int _callback_failed(self, str name, object exc) except -1
 
 
 # --- SatoriEx (oddswire.satoriex) ---------------------------------------------------------

@@ -16,7 +16,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.pycapsule cimport PyCapsule_Import
 from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 
 from picows.picows cimport (
@@ -30,6 +30,8 @@ from picows.picows cimport (
 )
 
 from oddswire.errors import DecodeError, ProtocolError
+
+from numpy import empty as _np_empty, int64 as _np_int64
 
 cdef enum:
     ABI_VERSION = 3
@@ -490,11 +492,21 @@ cdef class BrokerListener(FeedListener):
     ``conflate=True``: quotes are written to the book as they arrive, but the callback runs
     once per symbol per read buffer, with the latest values, when picows reports the last
     frame of the buffer, or before any non-quote frame, so the feed's order across event
-    kinds is kept. Other keyword arguments are ``FeedListener``'s.
+    kinds is kept.
+
+    ``on_quotes(rows)``: the batch, called once per read buffer (at the same points as
+    conflation, after the ``on_quote`` calls) with a numpy int64 array of the book rows
+    that quotes updated since the last batch, each once, in order of first update; the
+    book already holds their values. It runs with or without ``on_quote``.
+
+    ``on_report(name, exc)``: where an exception of ``on_quote`` (name ``"quote"``) or
+    ``on_quotes`` (``"quotes"``) goes; ``on_error`` when not given. Other keyword
+    arguments are ``FeedListener``'s.
     """
 
-    def __init__(self, book, *, on_quote=None, on_array=None, on_object=None,
-                 bint quote_rows=False, bint conflate=False, **kwargs):
+    def __init__(self, book, *, on_quote=None, on_quotes=None, on_array=None,
+                 on_object=None, on_report=None, bint quote_rows=False,
+                 bint conflate=False, **kwargs):
         if not native_api.is_quote_book(<PyObject*>book):
             raise TypeError("book must be an oddswire.broker.QuoteBook")
         if on_quote is not None and not quote_rows and not book.has_quote_fields:
@@ -505,14 +517,18 @@ cdef class BrokerListener(FeedListener):
         self.book = book
         self._book = <PyObject*>book
         self._on_quote = on_quote
+        self._on_quotes = on_quotes
         self._on_array = on_array
         self._on_object = on_object
+        self._on_report = on_report
         self.quote_rows = quote_rows
         self.conflate = conflate
 
     def __dealloc__(self):
         PyMem_Free(self._pend)
         PyMem_Free(self._slot_of_row)
+        PyMem_Free(self._batch)
+        PyMem_Free(self._in_batch)
 
     cpdef on_ws_disconnected(self, WSTransport transport):
         self._flush()
@@ -524,13 +540,25 @@ cdef class BrokerListener(FeedListener):
             raise ValueError("the book's schema has no bid/ask/ts fields: use quote_rows=True")
         self._on_quote = on_quote
 
+    def set_on_quotes(self, on_quotes):
+        """Replace the batch callback (None: no batches; rows pending are dropped)."""
+        self._on_quotes = on_quotes
+        if on_quotes is None:
+            self._clear_batch()
+
     def flush(self):
-        """Deliver the conflated quotes still pending."""
+        """Deliver the conflated quotes and the batch still pending."""
         self._flush()
 
     # --- the hot path -----------------------------------------------------------------
 
     cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:
+        self._on_frame(data, size, last)
+        if last:
+            self._flush()
+        return 0
+
+    cdef int _on_frame(self, const char* data, Py_ssize_t size, bint last) except -1:
         cdef QuoteOut q
         cdef Py_ssize_t i = 0
         cdef int rc
@@ -550,11 +578,10 @@ cdef class BrokerListener(FeedListener):
                     self.notify_fresh = False
                     if self.on_fresh is not None:
                         self.on_fresh()
+                if self._on_quotes is not None:
+                    self._batch_row(q.row)
                 if self.conflate:
-                    self._pend_quote(&q)
-                    if last:
-                        self._flush()
-                    return 0
+                    return self._pend_quote(&q)
                 return self._deliver(&q)
             if rc == 2:
                 self.rejected += 1
@@ -588,7 +615,17 @@ cdef class BrokerListener(FeedListener):
             else:
                 self._on_quote(<object>q.symbol, q.bid, q.ask, q.ts)
         except Exception as exc:
-            self._report(exc)
+            self._callback_failed("quote", exc)
+        return 0
+
+    cdef int _callback_failed(self, str name, object exc) except -1:
+        if self._on_report is None:
+            return self._report(exc)
+        self.errors += 1
+        try:
+            self._on_report(name, exc)
+        except Exception:
+            pass  # the error sink itself failed: nothing safer to do than go on
         return 0
 
     cdef int _deliver(self, QuoteOut* q) except -1:
@@ -623,16 +660,65 @@ cdef class BrokerListener(FeedListener):
         self._npend += 1
         return 0
 
-    cdef int _flush(self) except -1:
-        cdef Py_ssize_t i, n = self._npend
+    cdef int _batch_row(self, int64_t row) except -1:
+        cdef Py_ssize_t n
+        cdef unsigned char* marks
+        cdef int64_t* rows
+        if row >= self._in_batch_cap:
+            n = max(row + 1, 2 * self._in_batch_cap, 64)
+            marks = <unsigned char*>PyMem_Realloc(self._in_batch, n)
+            if marks == NULL:
+                raise MemoryError()
+            memset(marks + self._in_batch_cap, 0, n - self._in_batch_cap)
+            self._in_batch = marks
+            self._in_batch_cap = n
+        if self._in_batch[row]:
+            return 0
+        if self._nbatch == self._batch_cap:
+            n = max(2 * self._batch_cap, 64)
+            rows = <int64_t*>PyMem_Realloc(self._batch, n * sizeof(int64_t))
+            if rows == NULL:
+                raise MemoryError()
+            self._batch = rows
+            self._batch_cap = n
+        self._in_batch[row] = 1
+        self._batch[self._nbatch] = row
+        self._nbatch += 1
+        return 0
+
+    cdef int _clear_batch(self) except -1:
+        cdef Py_ssize_t i
+        for i in range(self._nbatch):
+            self._in_batch[self._batch[i]] = 0
+        self._nbatch = 0
+        return 0
+
+    cdef int _flush_batch(self) except -1:
+        cdef Py_ssize_t n = self._nbatch
+        cdef int64_t[::1] view
         if n == 0:
             return 0
-        self._npend = 0
-        for i in range(n):
-            self._slot_of_row[self._pend[i].row] = -1
-        for i in range(n):
-            self._deliver(&self._pend[i])
+        rows = _np_empty(n, _np_int64)
+        view = rows
+        memcpy(&view[0], self._batch, n * sizeof(int64_t))
+        self._clear_batch()
+        self.batches += 1
+        if self._on_quotes is not None:
+            try:
+                self._on_quotes(rows)
+            except Exception as exc:
+                self._callback_failed("quotes", exc)
         return 0
+
+    cdef int _flush(self) except -1:
+        cdef Py_ssize_t i, n = self._npend
+        if n != 0:
+            self._npend = 0
+            for i in range(n):
+                self._slot_of_row[self._pend[i].row] = -1
+            for i in range(n):
+                self._deliver(&self._pend[i])
+        return self._flush_batch()
 
 
 # --- SatoriEx (oddswire.satoriex) ---------------------------------------------------------

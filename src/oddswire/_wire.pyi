@@ -4,6 +4,8 @@ import builtins
 from collections.abc import Callable
 from typing import Any, Never
 
+import numpy as np
+import numpy.typing as npt
 from picows import WSFrame, WSListener, WSMsgType, WSTransport
 from typing_extensions import disjoint_base
 
@@ -145,7 +147,8 @@ class FeedListener(WSListener):
 @disjoint_base
 class BrokerListener(FeedListener):
     """Decodes broker quote frames from picows' read buffer into a ``QuoteBook`` and calls
-    ``on_quote(symbol, bid, ask, ts)`` (or ``on_quote(row)``) with scalars."""
+    ``on_quote(symbol, bid, ask, ts)`` (or ``on_quote(row)``) with scalars, and
+    ``on_quotes(rows)`` once per read buffer with the rows updated in it."""
 
     book: QuoteBook
     on_fresh: Callable[[], Any] | None
@@ -160,20 +163,26 @@ class BrokerListener(FeedListener):
     def delivered(self) -> int: ...
     @property
     def rejected(self) -> int: ...
+    @property
+    def batches(self) -> int: ...
     def __init__(
         self,
         book: QuoteBook,
         *,
         on_quote: Callable[..., Any] | None = None,
+        on_quotes: Callable[[npt.NDArray[np.int64]], Any] | None = None,
         on_array: Callable[[builtins.bytes], Any] | None = None,
         on_object: Callable[[builtins.bytes], Any] | None = None,
+        on_report: Callable[[str, BaseException], Any] | None = None,
         quote_rows: bool = False,
         conflate: bool = False,
         **kwargs: Any,
     ) -> None: ...
     def set_on_quote(self, on_quote: Callable[..., Any] | None) -> None: ...
+    def set_on_quotes(self, on_quotes: Callable[[npt.NDArray[np.int64]], Any] | None) -> None:
+        """Replace the batch callback (None: no batches; rows pending are dropped)."""
     def flush(self) -> None:
-        """Deliver the conflated quotes still pending."""
+        """Deliver the conflated quotes and the batch still pending."""
 
 @disjoint_base
 class SatoriexListener(FeedListener):

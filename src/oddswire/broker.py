@@ -22,7 +22,12 @@ take views after it, or look rows up with ``.row(symbol)`` and read ``.column(na
 
 ``BrokerClient`` runs on picows: its Cython listener (``oddswire._wire.BrokerListener``)
 decodes each quote straight from the socket's read buffer into the book (Rust, through a C
-entry point) and calls the ``quote`` callback with scalars. See ``BrokerClient``.
+entry point) and calls the ``quote`` callback with scalars. Three cheaper deliveries a bot
+can choose: ``quote_rows=True`` (the ``quote`` callback gets the row only),
+``conflate=True`` (one ``quote`` call per symbol per socket read, with the latest values)
+and the ``quotes`` event (one call per socket read with a numpy array of the rows that
+quotes updated in it, each once, in order of first update; read the values from the book).
+See ``BrokerClient``.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ __all__ = [
 #: Events a BrokerClient emits, and what the callback receives.
 EVENTS = frozenset({
     "quote",         # (symbol, bid, ask, ts), or (row,) with quote_rows=True
+    "quotes",        # (rows) int64 numpy array: book rows updated during one socket read
     "balance",       # (dict) "b" frames for the active account
     "trade",         # (dict) "o"
     "alert",         # (dict) "a" price alert triggered
@@ -115,8 +121,12 @@ class BrokerClient(WSFeedClient):
     Hot path: quotes are decoded from picows' read buffer into ``book`` (Rust) by the
     Cython listener, which calls the one registered ``quote`` callback directly with
     ``(symbol, bid, ask, ts)`` (or ``(row,)`` with ``quote_rows=True``); ``conflate=True``
-    delivers only the latest quote per symbol of each socket read. With no ``quote``
-    callback, quotes only update the book.
+    delivers only the latest quote per symbol of each socket read. The cheapest delivery is
+    the batch: ``on("quotes", fn)`` calls ``fn(rows)`` once per socket read with an int64
+    numpy array of the ``book`` rows quotes updated during it, each once, in order of first
+    update (``book.bid[rows]`` are their latest values); register it without a ``quote``
+    callback to pay no per-quote Python call at all. With neither, quotes only update the
+    book.
 
     Bounds: quotes for symbols the client did not subscribe are dropped and counted
     (``stats()["rejected"]``, the first reported through ``error``) unless
@@ -126,8 +136,8 @@ class BrokerClient(WSFeedClient):
 
     EVENTS = EVENTS
     FEED = "broker"
-    LISTENER_COUNTERS = ("frames", "bytes", "messages", "quotes", "delivered", "rejected",
-                         "pings", "pongs")
+    LISTENER_COUNTERS = ("frames", "bytes", "messages", "quotes", "delivered", "batches",
+                         "rejected", "pings", "pongs")
 
     def __init__(self, url: str, *, token: TokenSource, account: int | None = None,
                  account_form: AccountForm = "active_login", switch_on_connect: bool = True,
@@ -140,7 +150,7 @@ class BrokerClient(WSFeedClient):
                  ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 10.0,
                  auth_timeout: float = 10.0, max_message_bytes: int = 1 << 20,
                  max_write_buffer: int = 1 << 20, follow_redirects: bool = False,
-                 sample_every: int = 64, record: RecordPath = None) -> None:
+                 record: RecordPath = None) -> None:
         if account_form not in ("active_login", "login", "data"):
             raise ConfigError("account_form must be 'active_login', 'login' or 'data'")
         super().__init__(url, reconnect=reconnect, stale_after=stale_after,
@@ -161,7 +171,6 @@ class BrokerClient(WSFeedClient):
         self.quote_rows = quote_rows
         self.conflate = conflate
         self.auth_timeout = auth_timeout
-        self.sample_every = sample_every
         self.active_login: int | None = None
         self._symbols: set[str] = set()
         self._add_symbols(symbols)
@@ -189,6 +198,8 @@ class BrokerClient(WSFeedClient):
         registered = super().on(name, fn)
         if name == "quote" and isinstance(self._listener, BrokerListener):
             self._listener.set_on_quote(self.callbacks.direct("quote"))
+        if name == "quotes" and isinstance(self._listener, BrokerListener):
+            self._listener.set_on_quotes(self.callbacks.direct("quotes"))
         return registered
 
     def subscribe(self, symbols: Iterable[str]) -> None:
@@ -227,9 +238,10 @@ class BrokerClient(WSFeedClient):
         self._auth = asyncio.get_running_loop().create_future()
         self._auth.add_done_callback(_consume)
         listener = BrokerListener(
-            self.book, on_quote=self.callbacks.direct("quote"), on_array=self._on_array,
-            on_object=self._on_object, quote_rows=self.quote_rows, conflate=self.conflate,
-            **self._listener_options())
+            self.book, on_quote=self.callbacks.direct("quote"),
+            on_quotes=self.callbacks.direct("quotes"), on_report=self.callbacks.report,
+            on_array=self._on_array, on_object=self._on_object, quote_rows=self.quote_rows,
+            conflate=self.conflate, **self._listener_options())
         listener.on_fresh = self.gate.touch
         transport = None
         try:

@@ -309,7 +309,7 @@ def test_configuration_errors_are_clear() -> None:
     with pytest.raises(ConfigError, match="not one string"):
         BrokerClient("ws://127.0.0.1:1", token="t", symbols="eurusd")
     with pytest.raises(ConfigError, match="unknown event"):
-        BrokerClient("ws://127.0.0.1:1", token="t").on("quotes", print)
+        BrokerClient("ws://127.0.0.1:1", token="t").on("trades", print)
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -335,3 +335,67 @@ async def slow_consumer_seen(sim: BrokerSimulator) -> None:
     backlog, lag = slow[0]
     assert backlog >= 16 * 1024 and lag is not None and lag > 0
     assert client.stats()["slow_consumers"] == len(slow) >= 1
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_quotes_batch_has_each_row_updated_in_a_read_once_and_agrees_with_the_book(
+        loop: str) -> None:
+    async def main() -> None:
+        # 4 quotes per symbol per 2 ms tick, written together: reads hold repeated symbols.
+        async with BrokerSimulator(rate=2000, customers=CUSTOMERS) as sim:
+            client = BrokerClient(sim.url, token=sim.signer.customer(7), account=2000009,
+                                  symbols=["eurusd", "xauusd", "gbpusd"], reconnect=FAST)
+            since_batch: list[tuple[str, float, float, int]] = []
+            batches: list[list[int]] = []
+            problems: list[str] = []
+
+            def on_quotes(rows: Any) -> None:
+                book = client.book
+                want = list(dict.fromkeys(book.row(q[0]) for q in since_batch))
+                if rows.dtype != "int64" or rows.tolist() != want:
+                    problems.append(f"batch {rows!r} != rows quoted since the last {want}")
+                last = {book.row(q[0]): q[1:] for q in since_batch}
+                problems.extend(f"row {row} differs from its last quote" for row in rows.tolist()
+                                if (book.bid[row], book.ask[row], book.ts[row]) != last[row])
+                batches.append(rows.tolist())
+                since_batch.clear()
+
+            client.on("quote", lambda *q: since_batch.append(q))
+            client.on("quotes", on_quotes)
+            errors: list[BaseException] = []
+            client.on("error", errors.append)
+            task = await started(client)
+            await wait_until(lambda: sum(map(len, batches)) > 300)
+            await stopped(client, task)
+            assert problems == [] and errors == []
+            assert since_batch == []  # the disconnect flushed the last batch
+            assert any(len(b) > 1 for b in batches)
+            stats = client.stats()
+            assert stats["batches"] == len(batches)
+            assert stats["quotes"] > sum(map(len, batches))  # repeats were folded
+    run(loop, main)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_quotes_batch_alone_and_its_errors(loop: str) -> None:
+    async def main() -> None:
+        async with BrokerSimulator(rate=500, customers=CUSTOMERS) as sim:
+            client = BrokerClient(sim.url, token=sim.signer.customer(7), account=2000009,
+                                  symbols=["eurusd"], reconnect=FAST)
+            seen: list[list[int]] = []
+            errors: list[BaseException] = []
+            client.on("error", errors.append)
+            task = await started(client)
+            client.on("quotes", lambda rows: seen.append(rows.tolist()))  # while connected
+            await wait_until(lambda: len(seen) > 5)
+            assert {r for rows in seen for r in rows} == {client.book.row("eurusd")}
+
+            def bad(rows: Any) -> None:
+                raise RuntimeError("bot bug")
+            client.on("quotes", bad)
+            await wait_until(lambda: any(isinstance(e, CallbackError) for e in errors))
+            err = next(e for e in errors if isinstance(e, CallbackError))
+            assert "'quotes'" in str(err) and isinstance(err.__cause__, RuntimeError)
+            assert client.connected
+            await stopped(client, task)
+    run(loop, main)

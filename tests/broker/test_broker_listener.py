@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -191,3 +192,66 @@ def test_listener_needs_a_native_quote_book() -> None:
         BrokerListener(QuoteBook([("symbol", "str"), ("px", "f64")]), on_quote=print)
     BrokerListener(QuoteBook([("symbol", "str"), ("px", "f64")]), on_quote=print,
                    quote_rows=True)
+
+
+def test_the_quotes_batch_holds_each_updated_row_once_in_order_of_first_update() -> None:
+    book, seen, order = QuoteBook(), [], []
+    listener = BrokerListener(book, on_quote=lambda *a: order.append(("quote", a[0])),
+                              on_quotes=lambda rows: (seen.append(rows), order.append("batch")))
+    for i, sym in enumerate(["a", "b", "a", "c", "b"]):
+        listener.feed(quote(sym, i, i + 1, i), last_in_buffer=False)
+    assert seen == []
+    listener.feed(quote("c", 9, 10, 9), last_in_buffer=True)
+    (rows,) = seen
+    assert rows.dtype == np.int64 and rows.tolist() == [book.row(s) for s in "abc"]
+    assert (book.bid[book.row("a")], book.ts[book.row("c")]) == (2.0, 9)
+    assert order[-1] == "batch" and len(order) == 7  # after the per-quote calls
+    listener.feed(quote("b", 1, 2, 10), last_in_buffer=True)
+    assert seen[1].tolist() == [book.row("b")]
+    assert (listener.quotes, listener.delivered, listener.batches) == (7, 7, 2)
+
+
+def test_the_quotes_batch_runs_without_a_quote_callback_and_with_conflation() -> None:
+    book, seen = QuoteBook(), []
+    listener = BrokerListener(book, on_quotes=lambda rows: seen.append(rows.tolist()))
+    listener.feed(quote("a", 1, 2, 1), last_in_buffer=False)
+    listener.feed(quote("a", 3, 4, 2), last_in_buffer=True)
+    assert seen == [[0]]
+    conflated: list[Any] = []
+    listener = BrokerListener(book, on_quote=lambda *a: conflated.append(a), conflate=True,
+                              on_quotes=lambda rows: conflated.append(rows.tolist()))
+    listener.feed(quote("b", 1, 2, 1), last_in_buffer=False)
+    listener.feed(quote("a", 5, 6, 3), last_in_buffer=False)
+    listener.feed(quote("b", 3, 4, 2), last_in_buffer=True)
+    assert conflated == [("b", 3.0, 4.0, 2), ("a", 5.0, 6.0, 3), [1, 0]]
+
+
+def test_the_quotes_batch_is_delivered_before_other_events_and_on_flush() -> None:
+    book, seen = QuoteBook(), []
+    listener = BrokerListener(book, on_quotes=lambda rows: seen.append(rows.tolist()),
+                              on_array=seen.append, on_object=seen.append)
+    listener.feed(quote("a", 1, 2, 1), last_in_buffer=False)
+    listener.feed(b'["o",1,2]', last_in_buffer=False)
+    listener.feed(quote("b", 1, 2, 1), last_in_buffer=False)
+    listener.feed(b'{"event":"x"}', last_in_buffer=False)
+    listener.feed(quote("b", 1, 2, 2), last_in_buffer=False)
+    listener.feed(b'["t","c",1,2,', last_in_buffer=True)  # bad: reported, the batch still goes
+    listener.feed(quote("a", 1, 2, 3), last_in_buffer=False)
+    listener.flush()
+    assert seen == [[0], b'["o",1,2]', [1], b'{"event":"x"}', [1], [0]]
+    listener.set_on_quotes(None)
+    listener.feed(quote("a", 1, 2, 4), last_in_buffer=True)
+    assert len(seen) == 6
+
+
+def test_quote_and_batch_callback_errors_go_to_on_report_by_name() -> None:
+    reports: list[tuple[str, str]] = []
+
+    def bad(*a: Any) -> None:
+        raise RuntimeError("bot bug")
+    listener = BrokerListener(QuoteBook(), on_quote=bad, on_quotes=bad,
+                              on_report=lambda name, exc: reports.append((name, str(exc))))
+    listener.feed(quote("a", 1, 2, 3))
+    listener.feed(quote("a", 1, 2, 4))
+    assert reports == [("quote", "bot bug"), ("quotes", "bot bug")] * 2
+    assert listener.book.ts[0] == 4 and listener.errors == 4

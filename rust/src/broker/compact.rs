@@ -212,6 +212,8 @@ pub fn read_frame<'a>(buf: &'a [u8], schema: &Schema) -> FResult<Option<Fields<'
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExactQuote<'a> {
     pub symbol: &'a str,
+    /// The symbol as a `SymbolTable` key, when it is short enough to be stored inline.
+    pub key: Option<SymbolKey>,
     pub bid: f64,
     pub ask: f64,
     pub ts: i64,
@@ -308,7 +310,171 @@ pub fn read_exact_quote<'a>(buf: &'a [u8], prefix: &ExactPrefix) -> Option<Exact
         return None;
     }
     let ts = fastnum::uint_between(buf, pos + 1, buf.len() - 1)?;
-    Some(ExactQuote { symbol, bid, ask, ts })
+    // The frame goes on for at least 8 bytes after the symbol (`",0,0,0]`): its words
+    // can be loaded whole, without a copy.
+    let key = SymbolKey::within(buf, start, close - start);
+    Some(ExactQuote { symbol, key, bid, ask, ts })
+}
+
+// ----------------------------------------------------------------------------------------
+// Symbols to small integers
+
+/// A symbol of at most 16 bytes as two little-endian words (zero past its end) and its
+/// length: compared with two u64 compares instead of a `memcmp` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SymbolKey {
+    words: [u64; 2],
+    len: u32,
+}
+
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * n)) - 1
+    }
+}
+
+#[inline(always)]
+fn word_at(buf: &[u8], pos: usize) -> Option<u64> {
+    let w: [u8; 8] = buf.get(pos..pos + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+impl SymbolKey {
+    pub const MAX_LEN: usize = 16;
+
+    /// The key of `s`, or `None` when it is too long to be stored inline.
+    pub fn of(s: &str) -> Option<SymbolKey> {
+        if s.len() > Self::MAX_LEN {
+            return None;
+        }
+        let mut b = [0u8; 16];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        let w0 = u64::from_le_bytes(b[..8].try_into().unwrap());
+        let w1 = u64::from_le_bytes(b[8..].try_into().unwrap());
+        Some(SymbolKey { words: [w0, w1], len: s.len() as u32 })
+    }
+
+    /// The key of `buf[start..start + len]`, read as whole words when the buffer holds the
+    /// bytes after it (else as `of` would); `None` when too long.
+    #[inline(always)]
+    pub fn within(buf: &[u8], start: usize, len: usize) -> Option<SymbolKey> {
+        if len > Self::MAX_LEN {
+            return None;
+        }
+        let w0 = word_at(buf, start);
+        let w1 = if len > 8 { word_at(buf, start + 8) } else { Some(0) };
+        match (w0, w1) {
+            (Some(w0), Some(w1)) => {
+                Some(SymbolKey { words: [w0 & low_bytes(len), w1 & low_bytes(len.saturating_sub(8))], len: len as u32 })
+            }
+            _ => std::str::from_utf8(&buf[start..start + len]).ok().and_then(SymbolKey::of),
+        }
+    }
+
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        let h = self.words[0] ^ self.words[1].rotate_left(29) ^ u64::from(self.len);
+        let h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 32)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot16 {
+    key: SymbolKey,
+    value: u32,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// Symbols to `u32` values: short symbols (`SymbolKey`) in an open-addressing table of
+/// inline keys at most half full, longer ones in a hash map.
+#[derive(Debug, Default)]
+pub struct SymbolTable {
+    slots: Vec<Slot16>,
+    short: usize,
+    long: AHashMap<Box<str>, u32>,
+}
+
+impl SymbolTable {
+    pub fn len(&self) -> usize {
+        self.short + self.long.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of a short symbol.
+    #[inline(always)]
+    pub fn get_key(&self, key: &SymbolKey) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = key.hash() as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            if slot.value == EMPTY {
+                return None;
+            }
+            if slot.key == *key {
+                return Some(slot.value);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub fn get(&self, s: &str) -> Option<u32> {
+        match SymbolKey::of(s) {
+            Some(k) => self.get_key(&k),
+            None => self.long.get(s).copied(),
+        }
+    }
+
+    /// Set the value of `s` (`value` < u32::MAX).
+    pub fn insert(&mut self, s: &str, value: u32) {
+        assert!(value != EMPTY, "SymbolTable values are below u32::MAX");
+        let Some(key) = SymbolKey::of(s) else {
+            self.long.insert(s.into(), value);
+            return;
+        };
+        if 2 * (self.short + 1) > self.slots.len() {
+            self.rehash((2 * self.slots.len()).max(16));
+        }
+        if self.place(key, value) {
+            self.short += 1;
+        }
+    }
+
+    /// Store `key`: true when it is new.
+    fn place(&mut self, key: SymbolKey, value: u32) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut i = key.hash() as usize & mask;
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.value == EMPTY {
+                *slot = Slot16 { key, value };
+                return true;
+            }
+            if slot.key == key {
+                slot.value = value;
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn rehash(&mut self, n: usize) {
+        let empty = Slot16 { key: SymbolKey { words: [0; 2], len: 0 }, value: EMPTY };
+        let old = std::mem::replace(&mut self.slots, vec![empty; n]);
+        for s in old.into_iter().filter(|s| s.value != EMPTY) {
+            self.place(s.key, s.value);
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------------------
@@ -321,7 +487,7 @@ pub fn read_exact_quote<'a>(buf: &'a [u8], prefix: &ExactPrefix) -> Option<Exact
 #[derive(Debug)]
 pub struct BookCore {
     pub schema: Schema,
-    rows: AHashMap<Box<str>, u32>,
+    rows: SymbolTable,
     /// Positions of bid, ask and ts among the typed fields after the symbol, when present.
     pub quote_fields: Option<[usize; 3]>,
     /// False: a quote for a symbol without a row (see `insert`) changes nothing.
@@ -361,7 +527,7 @@ impl BookCore {
             (Some(b), Some(a), Some(t)) => Some([b, a, t]),
             _ => None,
         };
-        Ok(BookCore { schema, rows: AHashMap::new(), quote_fields, admit_new, rejected: 0 })
+        Ok(BookCore { schema, rows: SymbolTable::default(), quote_fields, admit_new, rejected: 0 })
     }
 
     /// The typed fields after the symbol: one column each.
@@ -380,21 +546,36 @@ impl BookCore {
 
     /// The row of a symbol.
     pub fn row(&self, symbol: &str) -> Option<usize> {
-        self.rows.get(symbol).map(|&r| r as usize)
+        self.rows.get(symbol).map(|r| r as usize)
     }
 
     /// A row for a symbol that has none: the next one.
     pub fn insert(&mut self, symbol: &str) -> usize {
         let r = self.rows.len();
-        self.rows.insert(symbol.into(), r as u32);
+        self.rows.insert(symbol, r as u32);
         r
     }
 
     /// Where a quote for `symbol` goes.
     #[inline]
     pub fn admit(&mut self, symbol: &str) -> Slot {
-        match self.rows.get(symbol) {
-            Some(&r) => Slot::Row(r as usize),
+        self.admit_found(self.rows.get(symbol))
+    }
+
+    /// `admit` for a symbol whose key the caller has (`read_exact_quote`).
+    #[inline(always)]
+    pub fn admit_quote(&mut self, q: &ExactQuote<'_>) -> Slot {
+        let found = match &q.key {
+            Some(k) => self.rows.get_key(k),
+            None => self.rows.get(q.symbol),
+        };
+        self.admit_found(found)
+    }
+
+    #[inline(always)]
+    fn admit_found(&mut self, found: Option<u32>) -> Slot {
+        match found {
+            Some(r) => Slot::Row(r as usize),
             None if !self.admit_new => {
                 self.rejected += 1;
                 Slot::Rejected
@@ -452,6 +633,41 @@ mod tests {
         assert_eq!(book.admit("GBPUSD"), Slot::Row(1));
         assert_eq!(book.admit("USDJPY"), Slot::Rejected);
         assert_eq!((book.rejected, book.len(), book.row("GBPUSD"), book.row("USDJPY")), (1, 2, Some(1), None));
+    }
+
+    #[test]
+    fn a_symbol_table_finds_short_and_long_symbols_by_key_and_by_name() {
+        let mut t = SymbolTable::default();
+        let names: Vec<String> = (0..1000)
+            .map(|i| match i % 4 {
+                0 => format!("S{i}"),
+                1 => format!("EURUSD{i:0>10}"),
+                2 => format!("A_LONG.SYMBOL/NAME-{i}"),
+                _ => String::from_utf8(vec![b'A' + (i % 26) as u8; i % 17]).unwrap() + &i.to_string(),
+            })
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(t.get(n), None, "{n}");
+            t.insert(n, i as u32);
+        }
+        t.insert(&names[3], 3); // again: no new entry
+        assert_eq!(t.len(), names.len());
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(t.get(n), Some(i as u32), "{n}");
+            // The key read in place from a frame is the key of the name.
+            let frame = format!("[\"t\",\"{n}\",1,1,1]");
+            let key = SymbolKey::within(frame.as_bytes(), 6, n.len());
+            assert_eq!(key, SymbolKey::of(n), "{n}");
+            // At the very end of a buffer (no whole words to load) too.
+            assert_eq!(SymbolKey::within(n.as_bytes(), 0, n.len()), SymbolKey::of(n), "{n}");
+            if let Some(k) = key {
+                assert_eq!(t.get_key(&k), Some(i as u32), "{n}");
+            }
+        }
+        // Keys differ by length even when the bytes agree up to a NUL.
+        assert_ne!(SymbolKey::of("AB"), SymbolKey::of("AB\0"));
+        assert_eq!(t.get("S0\0"), None);
+        assert_eq!(SymbolTable::default().get_key(&SymbolKey::of("X").unwrap()), None);
     }
 
     #[test]

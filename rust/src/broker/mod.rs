@@ -6,7 +6,6 @@ pub mod compact;
 
 use std::cell::{Cell, UnsafeCell};
 
-use ahash::AHashMap;
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -17,7 +16,7 @@ use crate::frame_bytes;
 use crate::json::{JsonError, Number, Parser, WalkError, MAX_DEPTH};
 use compact::{
     exact_prefix, next_element, read_exact_quote, read_frame, read_marker, read_typed, BookCore, ExactPrefix,
-    ExactQuote, FResult, FieldType, FrameError, Schema, Slot, Typed,
+    ExactQuote, FResult, FieldType, FrameError, Schema, Slot, SymbolTable, Typed,
 };
 
 pub(crate) fn to_err(py: Python<'_>, e: FrameError) -> PyErr {
@@ -99,17 +98,37 @@ const INTERN_LIMIT: usize = 65536;
 /// Strings seen before come back as the same `str` object (symbols repeat on every quote).
 #[derive(Default)]
 struct Interner {
-    map: AHashMap<Box<str>, Py<PyString>>,
+    index: SymbolTable,
+    strings: Vec<Py<PyString>>,
 }
 
 impl Interner {
     fn get(&mut self, py: Python<'_>, s: &str) -> Py<PyString> {
-        if let Some(v) = self.map.get(s) {
-            return v.clone_ref(py);
+        match self.index.get(s) {
+            Some(i) => self.strings[i as usize].clone_ref(py),
+            None => self.add(py, s),
         }
+    }
+
+    /// `get` for the symbol of an exact quote, looked up by its inline key when it has one.
+    #[inline(always)]
+    fn get_quote(&mut self, py: Python<'_>, q: &ExactQuote<'_>) -> Py<PyString> {
+        let found = match &q.key {
+            Some(k) => self.index.get_key(k),
+            None => self.index.get(q.symbol),
+        };
+        match found {
+            Some(i) => self.strings[i as usize].clone_ref(py),
+            None => self.add(py, q.symbol),
+        }
+    }
+
+    #[cold]
+    fn add(&mut self, py: Python<'_>, s: &str) -> Py<PyString> {
         let obj = PyString::new(py, s).unbind();
-        if self.map.len() < INTERN_LIMIT {
-            self.map.insert(s.into(), obj.clone_ref(py));
+        if self.strings.len() < INTERN_LIMIT {
+            self.index.insert(s, self.strings.len() as u32);
+            self.strings.push(obj.clone_ref(py));
         }
         obj
     }
@@ -232,11 +251,27 @@ impl DecoderState {
     fn decode<'py>(&mut self, py: Python<'py>, buf: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
         if let Some((prefix, marker)) = &self.exact {
             if let Some(q) = read_exact_quote(buf, prefix) {
-                let symbol = self.interner.get(py, q.symbol);
+                let symbol = self.interner.get_quote(py, &q);
                 return quote_tuple(py, marker, symbol, &q);
             }
         }
         self.decode_general(py, buf)
+    }
+
+    /// An exact quote frame as a new tuple reference (NULL with the error set when an
+    /// allocation failed); `None` for anything else.
+    #[inline(always)]
+    fn decode_exact(&mut self, py: Python<'_>, buf: &[u8]) -> Option<*mut ffi::PyObject> {
+        let (prefix, marker) = self.exact.as_ref()?;
+        let q = read_exact_quote(buf, prefix)?;
+        let symbol = self.interner.get_quote(py, &q);
+        Some(match quote_tuple(py, marker, symbol, &q) {
+            Ok(t) => t.into_ptr(),
+            Err(e) => {
+                e.restore(py);
+                std::ptr::null_mut()
+            }
+        })
     }
 
     fn decode_general<'py>(&mut self, py: Python<'py>, buf: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
@@ -299,6 +334,9 @@ fn quote_tuple<'py>(
         if failed {
             return Err(PyErr::fetch(py));
         }
+        // Only a str, floats and an int: no cycle can go through it, so the collector need
+        // not visit it (CPython would untrack it at its first collection anyway).
+        ffi::PyObject_GC_UnTrack(raw.cast());
         Ok(t.cast_into_unchecked())
     }
 }
@@ -564,7 +602,7 @@ impl BookState {
     #[inline(always)]
     fn apply_exact(&mut self, buf: &[u8], out: Option<&mut QuoteOut>) -> Option<i64> {
         let q = read_exact_quote(buf, self.exact.as_ref()?)?;
-        let row = match self.core.admit(q.symbol) {
+        let row = match self.core.admit_quote(&q) {
             Slot::Row(r) => r,
             Slot::New => return None,
             Slot::Rejected => {
@@ -673,6 +711,14 @@ unsafe extern "C" fn quote_book_apply(slf: *mut ffi::PyObject, frame: *mut ffi::
 unsafe extern "C" fn compact_decode(slf: *mut ffi::PyObject, frame: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let py = unsafe { Python::assume_attached() };
     let decoder = unsafe { Bound::ref_from_ptr(py, &slf).cast_unchecked::<CompactDecoder>() }.get();
+    if unsafe { ffi::PyBytes_CheckExact(frame) } != 0 {
+        let buf = unsafe {
+            std::slice::from_raw_parts(ffi::PyBytes_AsString(frame) as *const u8, ffi::PyBytes_Size(frame) as usize)
+        };
+        if let Some(t) = decoder.state.try_with(py, |s| s.decode_exact(py, buf)).flatten() {
+            return t;
+        }
+    }
     let frame = unsafe { Bound::ref_from_ptr(py, &frame) };
     to_python(py, || decoder.decode(py, frame).map(Bound::into_ptr))
 }

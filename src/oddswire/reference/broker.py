@@ -76,6 +76,11 @@ class BrokerListener:
             self._deliver(quote)
 
     def _message(self, data: bytes, last: bool) -> None:
+        self._frame(data, last)
+        if last:  # whatever the buffer's last frame was: nothing waits for the next read
+            self.flush()
+
+    def _frame(self, data: bytes, last: bool) -> None:
         head = data.lstrip(_WS)[:1]
         if head == b"[":
             try:
@@ -89,8 +94,6 @@ class BrokerListener:
                          float(self.book.ask[row]), int(self.book.ts[row]))
                 if self.conflate:
                     self._pending[row] = quote
-                    if last:
-                        self.flush()
                 else:
                     self._deliver(quote)
                 return
