@@ -3,12 +3,18 @@ end-to-end benchmarks."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
-__all__ = ["simulator_process"]
+import uvloop
+
+__all__ = ["drive", "simulator_process"]
+
+C = TypeVar("C")
 
 
 def simulator_process(argv: list[str], *, token_param: str | None = None) -> Iterator[str]:
@@ -29,3 +35,14 @@ def simulator_process(argv: list[str], *, token_param: str | None = None) -> Ite
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def drive(client: Callable[[str, C], Awaitable[Any]], url: str, make_callback: Callable[[], C],
+          timeout: float = 120) -> C:
+    """One end-to-end run on uvloop: ``client(url, callback)`` until it returns (bounded by
+    ``timeout``), with the callback object made inside the loop; returns the callback."""
+    async def main() -> C:
+        cb = make_callback()
+        await asyncio.wait_for(client(url, cb), timeout)
+        return cb
+    return uvloop.run(main())

@@ -32,7 +32,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvloop
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 from pysignalr.client import SignalRClient
 from websockets.asyncio.client import connect
@@ -40,7 +39,7 @@ from websockets.asyncio.client import connect
 from conftest import record_latency, scale
 from oddswire.betcore import BetcoreClient
 from oddswire.sim.betcore import blast_cycle
-from simproc import simulator_process
+from simproc import drive, simulator_process
 
 N = scale(100_000)
 LATENCY_N = scale(3_000, 1_000)  # 3 s at the paced simulator's 1 ms
@@ -261,11 +260,7 @@ def expected(n: int) -> tuple[frozenset[int], State]:
 
 def _run(client: Any, url: str, n: int, ids: frozenset[int] = frozenset(),
          latency: bool = False) -> Counter:
-    async def main() -> Counter:
-        cb = Counter(n, ids, latency)
-        await asyncio.wait_for(client(url, cb), 120)
-        return cb
-    return uvloop.run(main())
+    return drive(client, url, lambda: Counter(n, ids, latency))
 
 
 @pytest.mark.parametrize(("library", "kind", "client", "n"), LIBRARIES,

@@ -29,7 +29,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvloop
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import connect
 
@@ -37,7 +36,7 @@ from conftest import record_latency, scale
 from oddswire import reference
 from oddswire.broker import BrokerClient, QuoteBook
 from oddswire.sim.broker import DEFAULT_SYMBOLS, TokenSigner
-from simproc import simulator_process
+from simproc import drive, simulator_process
 
 N = scale(4096 * 256)
 LATENCY_N = scale(20_000, 2_000)
@@ -206,11 +205,7 @@ LIBRARIES = [
 
 
 def _run(client: Any, url: str, n: int, latency: bool = False) -> Counter:
-    async def main() -> Counter:
-        cb = Counter(n, latency)
-        await asyncio.wait_for(client(url, cb), 120)
-        return cb
-    return uvloop.run(main())
+    return drive(client, url, lambda: Counter(n, latency))
 
 
 _expected: dict[str, Any] = {}

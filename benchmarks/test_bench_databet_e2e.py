@@ -41,6 +41,7 @@ import uvloop
 from conftest import record_latency, scale
 from oddswire.databet import DatabetClient
 from oddswire.sim.databet_world import DatabetWorld
+from simproc import drive
 from test_bench_odds import DictBook, _dict_state, _table_state
 
 N = scale(100_000)
@@ -282,11 +283,7 @@ def expected() -> State:
 
 
 def _run(client: Any, url: str, n: int, latency: bool = False) -> Counter:
-    async def main() -> Counter:
-        cb = Counter(n, latency)
-        await asyncio.wait_for(client(url, cb), 120)
-        return cb
-    return uvloop.run(main())
+    return drive(client, url, lambda: Counter(n, latency))
 
 
 @pytest.mark.parametrize(("library", "kind", "client"), LIBRARIES, ids=[x[0] for x in LIBRARIES])

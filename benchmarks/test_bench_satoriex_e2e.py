@@ -42,7 +42,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvloop
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import connect
 
@@ -50,7 +49,7 @@ from conftest import scale
 from oddswire.satoriex import USER_EVENTS, SatoriexClient
 from oddswire.sim._base import serve_main, ws_frame_bytes
 from oddswire.sim.satoriex import DEFAULT_MARKETS, SatoriexSimulator, XSession, blast_frames
-from simproc import simulator_process
+from simproc import drive, simulator_process
 
 N = scale(300_000)
 LATENCY_N = scale(6_000, 2_000)  # price samples: ~3 s at 4 markets every 2 ms
@@ -362,11 +361,7 @@ def frames() -> list[bytes]:
 
 
 def _run(client: Any, url: str, n: int, latency: bool = False) -> Counter:
-    async def main() -> Counter:
-        cb = Counter(n, latency)
-        await asyncio.wait_for(client(url, cb), 120)
-        return cb
-    return uvloop.run(main())
+    return drive(client, url, lambda: Counter(n, latency))
 
 
 @pytest.mark.parametrize(("library", "kind", "client", "n"), LIBRARIES,

@@ -28,13 +28,12 @@ from typing import Any
 
 import orjson
 import pytest
-import uvloop
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import connect
 
 from conftest import record_latency, scale
 from oddswire.tech55 import Tech55Client
-from simproc import simulator_process
+from simproc import drive, simulator_process
 
 N = scale(300_000)
 LATENCY_N = scale(10_000, 2_000)
@@ -185,11 +184,7 @@ LIBRARIES = [
 
 
 def _run(client: Any, url: str, n: int, latency: bool = False) -> Counter:
-    async def main() -> Counter:
-        cb = Counter(n, latency)
-        await asyncio.wait_for(client(url, cb), 120)
-        return cb
-    return uvloop.run(main())
+    return drive(client, url, lambda: Counter(n, latency))
 
 
 def _shape(cb: Counter) -> dict[str, tuple[int, float]]:
