@@ -7,7 +7,10 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t
 
 from oddswire._framing cimport LineSink
-from oddswire._metrics cimport LatencyHistogram, StampLatency, monotonic_ns, realtime_ns
+from oddswire._metrics cimport (
+    LatencyHistogram, ReadClock, StampLatency, hist_add, read_clock_elapsed, read_clock_init,
+    read_clock_start, realtime_ns, stamp_add,
+)
 
 from oddswire.errors import DecodeError
 
@@ -43,11 +46,14 @@ cdef class LogSink(LineSink):
     cdef object _generation
     cdef object _version, _last  # client.version and sequence.last, written back lazily
     cdef int64_t _t_recv, _max_lag_ns
+    cdef ReadClock _clock
+    cdef int64_t _clock_lead  # read_clock_start's stamp - t_recv: where the clock began
     cdef Py_ssize_t _n, _nbytes
     cdef bint _touch
 
     def __init__(self, client):
         self._client = client
+        read_clock_init(&self._clock)
         self._apply = client.table.apply
         self._callbacks = client.callbacks
         self._gate = client.gate
@@ -74,6 +80,7 @@ cdef class LogSink(LineSink):
         if self._callbacks.generation != self._generation:
             self._refresh()
         self._t_recv = t_recv
+        self._clock_lead = read_clock_start(&self._clock) - t_recv
         self._touch = True
         self._n = self._nbytes = 0
         self._batch = [] if self._targets[<int>S_BATCH] is not None else None
@@ -121,12 +128,12 @@ cdef class LogSink(LineSink):
     cdef int _call(self, int slot, object fn, object arg) except -1:
         cdef int64_t t0
         self._sync()
-        t0 = monotonic_ns()
+        t0 = read_clock_elapsed(&self._clock)
         try:
             fn(arg)
         except Exception as e:  # a bot's bug must not kill the feed
             self._callbacks.report(SLOT_NAMES[slot], e)
-        self._callback_time.record(monotonic_ns() - t0)
+        hist_add(self._callback_time, read_clock_elapsed(&self._clock) - t0)
         if self._callbacks.generation != self._generation:
             self._refresh()  # the callback registered another (or a hold started)
         return 0
@@ -144,7 +151,7 @@ cdef class LogSink(LineSink):
             self._sync()
             client._bad_line(e)
             return 0
-        self._decoded.record(monotonic_ns() - self._t_recv)
+        hist_add(self._decoded, self._clock_lead + read_clock_elapsed(&self._clock))
         slot = self._kinds.get(a.event_type, S_NONE)
         if slot == S_HEARTBEAT:
             self._sync()
@@ -159,7 +166,7 @@ cdef class LogSink(LineSink):
             ts = a.timestamp_ns
             if ts is not None:
                 now = realtime_ns()
-                self._server.record_stamp(now, ts)
+                stamp_add(self._server, now, ts)
                 if (now - <int64_t>ts > self._max_lag_ns) != bool(client._lagging):
                     self._sync()
                     client._lag_state(now - <int64_t>ts)
@@ -189,5 +196,5 @@ cdef class LogSink(LineSink):
             self._call(S_LOG, fn, a)
         if self._batch is not None:
             self._batch.append(a)
-        self._to_callback.record(monotonic_ns() - self._t_recv)
+        hist_add(self._to_callback, self._clock_lead + read_clock_elapsed(&self._clock))
         return 0

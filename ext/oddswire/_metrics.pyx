@@ -14,15 +14,6 @@ from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 import math
 
 
-cdef extern from *:
-    """
-    static inline int oddswire_floor_log2(unsigned long long v) {
-        return 63 - __builtin_clzll(v);
-    }
-    """
-    int floor_log2 "oddswire_floor_log2"(unsigned long long v) noexcept nogil
-
-
 cdef int64_t monotonic_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -35,16 +26,78 @@ cdef int64_t realtime_ns() noexcept nogil:
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
-cdef inline Py_ssize_t bucket_of(int64_t ns) noexcept nogil:
-    cdef uint64_t v
-    cdef int e
-    if ns < SUB:
-        return ns if ns > 0 else 0
-    v = <uint64_t>ns
-    if v >= (<uint64_t>1) << TOP_BIT:
-        return NBUCKETS - 1
-    e = floor_log2(v)
-    return (e - SUB_BITS + 1) * SUB + <Py_ssize_t>((v >> (e - SUB_BITS)) - SUB)
+cdef bint _ticks_usable = False
+
+
+def _kernel_keeps_time_with_tsc() -> bool:
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+            return f.read().strip() == "tsc"
+    except OSError:
+        return False
+
+
+_ticks_usable = HAVE_TICKS and _kernel_keeps_time_with_tsc()
+
+
+def ticks_in_use() -> bool:
+    """Whether messages are stamped with the CPU's time-stamp counter within a read (see
+    ``ReadClock`` in ``_metrics.pxd``); False: every stamp is ``clock_gettime``."""
+    return _ticks_usable
+
+
+cdef void read_clock_init(ReadClock* c) noexcept nogil:
+    c.start_ns = 0
+    c.start_ticks = 0
+    c.ns_per_tick = 0.0
+    c.cal_ns = 0
+    c.cal_ticks = 0
+    c.use_ticks = _ticks_usable
+
+
+cdef int64_t read_clock_start(ReadClock* c) noexcept nogil:
+    """Stamp a new read (CLOCK_MONOTONIC, returned) and, every ``CALIBRATE_NS`` or more,
+    re-measure the counter's rate against it."""
+    cdef int64_t now = monotonic_ns()
+    cdef uint64_t t = 0
+    cdef double rate
+    if c.use_ticks:
+        t = cpu_ticks()
+        if c.cal_ticks == 0 or t <= c.cal_ticks or now <= c.cal_ns:
+            c.cal_ns, c.cal_ticks = now, t
+        elif now - c.cal_ns >= CALIBRATE_NS:
+            rate = <double>(now - c.cal_ns) / <double>(t - c.cal_ticks)
+            # 0.01-100 ns a tick: any real counter (10 MHz to 100 GHz); else stop using it
+            if 0.01 < rate < 100.0:
+                c.ns_per_tick = rate
+            else:
+                c.use_ticks = False
+                c.ns_per_tick = 0.0
+            c.cal_ns, c.cal_ticks = now, t
+    c.start_ns = now
+    c.start_ticks = t
+    return now
+
+
+cdef class ReadClockProbe:
+    """A ``ReadClock`` driven from Python, for tests: ``start()`` stamps a read and returns
+    CLOCK_MONOTONIC; ``elapsed()`` is the nanoseconds since, as a listener records them."""
+
+    cdef ReadClock _clock
+
+    def __cinit__(self):
+        read_clock_init(&self._clock)
+
+    def start(self) -> int:
+        return read_clock_start(&self._clock)
+
+    def elapsed(self) -> int:
+        return read_clock_elapsed(&self._clock)
+
+    @property
+    def ns_per_tick(self) -> float:
+        """The counter's measured rate; 0.0 before the first calibration or without one."""
+        return self._clock.ns_per_tick
 
 
 cdef inline int64_t bucket_top(Py_ssize_t i) noexcept nogil:
@@ -79,10 +132,7 @@ cdef class LatencyHistogram:
 
     cpdef void record(self, int64_t ns) noexcept:
         """Record one latency (ns)."""
-        self._counts[bucket_of(ns)] += 1
-        self.n += 1
-        if ns > self.max:
-            self.max = ns
+        hist_add(self, ns)
 
     @property
     def counts(self):
@@ -145,14 +195,7 @@ cdef class StampLatency(LatencyHistogram):
     cpdef void record_stamp(self, int64_t receive_ns, int64_t stamp_ns) noexcept:
         """Record one message received at ``receive_ns`` that the server stamped
         ``stamp_ns`` (both ns since the epoch)."""
-        cdef int64_t d = receive_ns - stamp_ns
-        if receive_ns - self._window_start >= self.window_ns:
-            self._min_prev = self._min_now
-            self._min_now = 0x7FFFFFFFFFFFFFFF
-            self._window_start = receive_ns
-        if d < self._min_now:
-            self._min_now = d
-        self.record(d)
+        stamp_add(self, receive_ns, stamp_ns)
 
     @property
     def offset_ns(self):

@@ -17,7 +17,7 @@ from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
-from oddswire._metrics cimport LatencyHistogram, StampLatency
+from oddswire._metrics cimport LatencyHistogram, ReadClock, StampLatency
 
 
 ctypedef struct QuoteOut:
@@ -123,6 +123,7 @@ cdef class FeedListener(WSListener):
         readonly LatencyHistogram to_callback
         readonly StampLatency server_stamp
         int64_t _t_read       # monotonic ns at the first frame of the current read
+        ReadClock _clock      # stamps the read's messages relative to _t_read
         # wall - monotonic clock, re-read at most once a second (a clock read costs ~40 ns)
         int64_t _wall_offset
         int64_t _wall_offset_at
@@ -177,6 +178,9 @@ cdef class BrokerListener(FeedListener):
         Py_ssize_t _batch_cap
         unsigned char* _in_batch
         Py_ssize_t _in_batch_cap
+        # The last ts delivered, boxed: quotes in a burst share their millisecond stamp.
+        int64_t _ts_value
+        object _ts_obj
         readonly uint64_t quotes
         readonly uint64_t delivered
         readonly uint64_t rejected

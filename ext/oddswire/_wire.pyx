@@ -17,7 +17,10 @@ from cpython.object cimport PyObject
 from cpython.pycapsule cimport PyCapsule_Import
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
-from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
+from oddswire._metrics cimport (
+    hist_add, monotonic_ns, read_clock_elapsed, read_clock_init, read_clock_start, stamp_add,
+)
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from picows.picows cimport (
     WSCloseCode,
@@ -41,12 +44,6 @@ if native_api.abi_version != ABI_VERSION or native_api.size != sizeof(NativeApi)
     raise ImportError(
         "oddswire._wire and oddswire_native were built from different versions; "
         "reinstall both: pip install ./rust .")
-
-
-cdef inline int64_t _now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 cdef inline int64_t _wall_ns() noexcept nogil:
@@ -230,6 +227,7 @@ cdef class FeedListener(WSListener):
                  Py_ssize_t max_write_buffer=1 << 20, bytes ping_payload=None,
                  bytes pong_payload=None, Recorder record=None, metrics=None):
         self.recorder = record
+        read_clock_init(&self._clock)
         self._on_message = on_message
         self._on_error = on_error
         self._on_connected = on_connected
@@ -428,7 +426,7 @@ cdef class FeedListener(WSListener):
         self.messages += 1
         self.on_message(data, size, last)
         if self.to_callback is not None:
-            self.to_callback.record(_now_ns() - self._t_read)
+            hist_add(self.to_callback, read_clock_elapsed(&self._clock))
         return 0
 
     # --- latency (every message; see the class docstring) --------------------------------
@@ -436,22 +434,22 @@ cdef class FeedListener(WSListener):
     cdef int _received(self, bint last) except -1:
         """A data frame arrived: its read's receive stamp is taken at the read's first."""
         if not self._in_read and self.to_callback is not None:
-            self._t_read = _now_ns()
+            self._t_read = read_clock_start(&self._clock)
         self._in_read = not last
         return 0
 
     cdef int _decoded(self) except -1:
         if self.to_decoded is not None:
-            self.to_decoded.record(_now_ns() - self._t_read)
+            hist_add(self.to_decoded, read_clock_elapsed(&self._clock))
         return 0
 
     cdef int _stamped(self, int64_t stamp_ns) except -1:
         if self.server_stamp is None or stamp_ns <= 0:  # <= 0: none, or not a stamp
             return 0
         if self._wall_offset_at == 0 or self._t_read - self._wall_offset_at > 1000000000:
-            self._wall_offset = _wall_ns() - _now_ns()
+            self._wall_offset = _wall_ns() - monotonic_ns()
             self._wall_offset_at = self._t_read
-        self.server_stamp.record_stamp(self._t_read + self._wall_offset, stamp_ns)
+        stamp_add(self.server_stamp, self._t_read + self._wall_offset, stamp_ns)
         return 0
 
     cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:
@@ -613,7 +611,10 @@ cdef class BrokerListener(FeedListener):
             if self.quote_rows:
                 self._on_quote(q.row)
             else:
-                self._on_quote(<object>q.symbol, q.bid, q.ask, q.ts)
+                if q.ts != self._ts_value or self._ts_obj is None:
+                    self._ts_obj = q.ts
+                    self._ts_value = q.ts
+                self._on_quote(<object>q.symbol, q.bid, q.ask, self._ts_obj)
         except Exception as exc:
             self._callback_failed("quote", exc)
         return 0

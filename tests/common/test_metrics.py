@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import pytest
 from hypothesis import given
@@ -101,3 +102,30 @@ def test_stats_use_the_compiled_histograms() -> None:
     snap = s.snapshot()
     for key in ("receive_to_decoded", "receive_to_callback", "server_to_receive"):
         assert {"count", "p50_us", "p99_us", "p999_us", "max_us"} <= set(snap[key])
+
+
+def _bracketed_elapsed(clock: _metrics.ReadClockProbe, sleep_s: float) -> tuple[int, int, int]:
+    """(CLOCK_MONOTONIC before start, the probe's elapsed, CLOCK_MONOTONIC after it)."""
+    t0 = time.perf_counter_ns()
+    start = clock.start()
+    time.sleep(sleep_s)
+    elapsed = clock.elapsed()
+    t1 = time.perf_counter_ns()
+    assert t0 <= start <= t1
+    return start - t0, elapsed, t1 - start
+
+
+def test_read_clock_elapsed_lies_within_the_monotonic_clock() -> None:
+    """Stamps within a read (the time-stamp counter once calibrated, else clock_gettime) are
+    bracketed by CLOCK_MONOTONIC read around them: a wrong rate or a counter that runs
+    away would land outside. Bounds are from the clock itself, not from a duration, so
+    load cannot break them; the 0.1% slack covers the measured rate's error."""
+    clock = _metrics.ReadClockProbe()
+    assert clock.ns_per_tick == 0.0
+    for sleep_s in (0.0, 0.001, 0.12, 0.002, 0.12, 0.0, 0.005):
+        _, elapsed, outer = _bracketed_elapsed(clock, sleep_s)
+        assert sleep_s * 1e9 * 0.999 <= elapsed <= outer * 1.001 + 1_000
+    if _metrics.ticks_in_use():  # two starts 120 ms apart: calibrated
+        assert 0.01 < clock.ns_per_tick < 100
+    else:
+        assert clock.ns_per_tick == 0.0
