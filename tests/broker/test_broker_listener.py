@@ -66,14 +66,21 @@ def transcript(cls: Any, book_cls: Any, frames: list[tuple[bytes, int, bool, boo
 
     def err(e: BaseException) -> None:
         events.append(("error", type(e).__name__, getattr(e, "field", None)))
+    def batch(rows: Any) -> None:
+        assert rows.dtype == np.int64
+        # The book already holds every row's latest values when the batch runs.
+        events.append(("quotes", [(r, book.symbols[r], float(book.bid[r]), float(book.ask[r]),
+                                   int(book.ts[r])) for r in rows.tolist()]))
     book = book_cls()
+    if options.pop("batch", False):
+        options["on_quotes"] = batch
     listener = cls(book, on_quote=lambda *a: events.append(("quote", *a)),
                    on_array=lambda p: events.append(("array", p)),
                    on_object=lambda p: events.append(("object", p)), on_error=err, **options)
     for payload, msg_type, fin, last in frames:
         listener.feed(payload, msg_type=msg_type, fin=fin, last_in_buffer=last)
     counters = (listener.frames, listener.bytes, listener.quotes, listener.delivered,
-                listener.errors, listener.pongs)
+                listener.errors, listener.pongs, listener.batches)
     return events, counters, {s: (book.bid[book.row(s)], book.ask[book.row(s)],
                                   book.ts[book.row(s)]) for s in book.symbols}
 
@@ -82,11 +89,13 @@ def same(a: Any, b: Any) -> bool:
     return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
 
 
+@pytest.mark.parametrize("batch", [False, True])
 @pytest.mark.parametrize("conflate", [False, True])
 @given(frames=wire())
-def test_listener_agrees_with_twin(frames: list[Any], conflate: bool) -> None:
-    got = transcript(BrokerListener, QuoteBook, frames, conflate=conflate)
-    want = transcript(reference.BrokerListener, reference.QuoteBook, frames, conflate=conflate)
+def test_listener_agrees_with_twin(frames: list[Any], conflate: bool, batch: bool) -> None:
+    got = transcript(BrokerListener, QuoteBook, frames, conflate=conflate, batch=batch)
+    want = transcript(reference.BrokerListener, reference.QuoteBook, frames, conflate=conflate,
+                      batch=batch)
     assert len(got[0]) == len(want[0])
     for g, w in zip(got[0], want[0], strict=True):
         # The twin parses a whole frame before reading fields, so JSON that is invalid
@@ -101,12 +110,12 @@ def test_listener_agrees_with_twin(frames: list[Any], conflate: bool) -> None:
 @given(msgs=st.lists(payloads, min_size=1, max_size=4))
 def test_every_fragment_boundary_gives_the_same_events(msgs: list[bytes]) -> None:
     whole = [(m, TEXT, True, True) for m in msgs]
-    want = transcript(BrokerListener, QuoteBook, whole)
+    want = transcript(BrokerListener, QuoteBook, whole, batch=True)
     for i, m in enumerate(msgs):
         for cut in range(len(m) + 1):
             split = [*whole[:i], (m[:cut], TEXT, False, False), (m[cut:], CONTINUATION, True,
                                                                   True), *whole[i + 1:]]
-            got = transcript(BrokerListener, QuoteBook, split)
+            got = transcript(BrokerListener, QuoteBook, split, batch=True)
             assert got[0] == want[0], cut
             assert got[2].keys() == want[2].keys()
 
@@ -255,3 +264,18 @@ def test_quote_and_batch_callback_errors_go_to_on_report_by_name() -> None:
     listener.feed(quote("a", 1, 2, 4))
     assert reports == [("quote", "bot bug"), ("quotes", "bot bug")] * 2
     assert listener.book.ts[0] == 4 and listener.errors == 4
+
+
+@pytest.mark.parametrize(("cls", "book_cls"), [(BrokerListener, QuoteBook),
+                                               (reference.BrokerListener, reference.QuoteBook)],
+                         ids=["compiled", "twin"])
+def test_batch_holds_each_row_once_in_order_of_first_update(cls: Any, book_cls: Any) -> None:
+    frames = [(quote(s, i, i + 1, i), TEXT, True, False)
+              for i, s in enumerate(["eurusd", "btcusd", "eurusd", "us500", "btcusd"])]
+    frames += [(b'{"event":"x"}', TEXT, True, False), (quote("eurusd", 9, 10, 9), TEXT, True, True)]
+    events = transcript(cls, book_cls, frames, batch=True)[0]
+    kinds = [e[0] for e in events]
+    assert kinds == ["quote"] * 5 + ["quotes", "object", "quote", "quotes"]
+    assert events[5] == ("quotes", [(0, "eurusd", 2.0, 3.0, 2), (1, "btcusd", 4.0, 5.0, 4),
+                                    (2, "us500", 3.0, 4.0, 3)])
+    assert events[8] == ("quotes", [(0, "eurusd", 9.0, 10.0, 9)])

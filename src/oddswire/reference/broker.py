@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from oddswire.errors import DecodeError, ProtocolError
 from oddswire.reference.compact import QuoteBook
 
@@ -21,9 +23,11 @@ class BrokerListener:
                  on_array: Callable[[bytes], Any] | None = None,
                  on_object: Callable[[bytes], Any] | None = None,
                  on_error: Callable[[BaseException], Any] | None = None,
+                 on_quotes: Callable[[Any], Any] | None = None,
                  quote_rows: bool = False, conflate: bool = False,
                  max_message_bytes: int = 1 << 20) -> None:
         self.book = book
+        self.on_quotes = on_quotes
         self.on_quote, self.on_array, self.on_object = on_quote, on_array, on_object
         self.on_error = on_error
         self.quote_rows, self.conflate = quote_rows, conflate
@@ -33,6 +37,8 @@ class BrokerListener:
         self._discarding = False
         self.rejected = 0
         self._pending: dict[int, tuple[Any, ...]] = {}  # row -> quote, insertion ordered
+        self._batch: dict[int, None] = {}  # rows updated since the last batch, first first
+        self.batches = 0
 
     def feed(self, payload: bytes, *, msg_type: int = TEXT, fin: bool = True,
              last_in_buffer: bool = True) -> None:
@@ -74,6 +80,15 @@ class BrokerListener:
         pending, self._pending = self._pending, {}
         for quote in pending.values():
             self._deliver(quote)
+        if self._batch:
+            rows = np.fromiter(self._batch, dtype=np.int64, count=len(self._batch))
+            self._batch = {}
+            self.batches += 1
+            if self.on_quotes is not None:
+                try:
+                    self.on_quotes(rows)
+                except Exception as e:
+                    self._report(e)
 
     def _message(self, data: bytes, last: bool) -> None:
         self._frame(data, last)
@@ -90,6 +105,8 @@ class BrokerListener:
                 return
             if row >= 0:
                 self.quotes += 1
+                if self.on_quotes is not None:
+                    self._batch.setdefault(row)
                 quote = (row, self.book.symbols[row], float(self.book.bid[row]),
                          float(self.book.ask[row]), int(self.book.ts[row]))
                 if self.conflate:
