@@ -8,6 +8,9 @@ subscribes, and counts N quotes through the same callback, which keeps the last 
 symbol; the libraries must agree on those after exactly N quotes. Latency: a paced server
 stamps ``time.perf_counter_ns()`` (CLOCK_MONOTONIC, shared by both processes) into ``ts``.
 
+The ``stamp_latency=False`` row is the same client without the per-message latency stamps
+of ``stats()`` (two time-stamp counter reads and three histogram adds a quote).
+
 The batch row is ``BrokerClient`` with ``on("quotes", fn)`` only: ``fn`` gets the rows each
 socket read updated, reads their latest values from the book (numpy), keeps them per symbol
 and counts the quotes the client applied. It sees whole reads, so it ends a few quotes past
@@ -85,14 +88,19 @@ class Counter:
         self.on_quote = on_quote
 
 
-async def oddswire_client(url: str, cb: Counter) -> None:
+async def oddswire_client(url: str, cb: Counter, stamp_latency: bool = True) -> None:
     client = BrokerClient(url, token=TOKEN, symbols=SYMBOLS, switch_on_connect=False,
                           book=QuoteBook(capacity=16))
+    client.stamp_latency = stamp_latency
     client.on("quote", cb.on_quote)
     task = asyncio.ensure_future(client.run())
     await cb.done
     await client.stop()
     await task
+
+
+async def oddswire_unstamped(url: str, cb: Counter) -> None:
+    await oddswire_client(url, cb, stamp_latency=False)
 
 
 async def oddswire_batches(url: str, cb: Counter) -> None:
@@ -196,6 +204,7 @@ async def websockets_orjson(url: str, cb: Counter) -> None:
 
 LIBRARIES = [
     ("oddswire BrokerClient", "oddswire", oddswire_client),
+    ("oddswire BrokerClient, stamp_latency=False", "oddswire", oddswire_unstamped),
     ("oddswire BrokerClient, quotes batch per read", "oddswire", oddswire_batches),
     ("reference twin listener on picows", "twin", picows_twin),
     ("picows + orjson.loads", "peer", picows_orjson),
@@ -225,7 +234,7 @@ def test_quotes_per_second(bench: Any, blast_url: str, library: str, kind: str,
           expected=expected, rounds=3)
 
 
-LATENCY_LIBRARIES = [x for x in LIBRARIES[:5] if "batch" not in x[0]]
+LATENCY_LIBRARIES = [x for x in LIBRARIES[:6] if "batch" not in x[0] and "stamp" not in x[0]]
 
 
 @pytest.mark.parametrize(("library", "kind", "client"), LATENCY_LIBRARIES,

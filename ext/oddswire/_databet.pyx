@@ -59,9 +59,10 @@ cdef class LogSink(LineSink):
         self._gate = client.gate
         self._sequence = client.sequence
         self._stats = client.stats_counters
-        self._decoded = client.stats_counters.receive_to_decoded
-        self._to_callback = client.stats_counters.receive_to_callback
-        self._server = client.stats_counters.server_to_receive
+        if client.stamp_latency:
+            self._decoded = client.stats_counters.receive_to_decoded
+            self._to_callback = client.stats_counters.receive_to_callback
+            self._server = client.stats_counters.server_to_receive
         self._callback_time = client.callbacks.callback_ns
         self._max_lag_ns = client.max_lag_ns
         self._kinds = _SLOT_OF
@@ -151,7 +152,8 @@ cdef class LogSink(LineSink):
             self._sync()
             client._bad_line(e)
             return 0
-        hist_add(self._decoded, self._clock_lead + read_clock_elapsed(&self._clock))
+        if self._decoded is not None:
+            hist_add(self._decoded, self._clock_lead + read_clock_elapsed(&self._clock))
         slot = self._kinds.get(a.event_type, S_NONE)
         if slot == S_HEARTBEAT:
             self._sync()
@@ -166,7 +168,8 @@ cdef class LogSink(LineSink):
             ts = a.timestamp_ns
             if ts is not None:
                 now = realtime_ns()
-                stamp_add(self._server, now, ts)
+                if self._server is not None:
+                    stamp_add(self._server, now, ts)
                 if (now - <int64_t>ts > self._max_lag_ns) != bool(client._lagging):
                     self._sync()
                     client._lag_state(now - <int64_t>ts)
@@ -196,5 +199,6 @@ cdef class LogSink(LineSink):
             self._call(S_LOG, fn, a)
         if self._batch is not None:
             self._batch.append(a)
-        hist_add(self._to_callback, self._clock_lead + read_clock_elapsed(&self._clock))
+        if self._to_callback is not None:
+            hist_add(self._to_callback, self._clock_lead + read_clock_elapsed(&self._clock))
         return 0

@@ -157,7 +157,7 @@ class WSFeedClient(FeedClient):
                 "max_message_bytes": self.max_message_bytes,
                 "max_write_buffer": self.max_write_buffer,
                 "record": None if self.recording is None else self.recording.writer,
-                "metrics": self.stats_counters}
+                "metrics": self.stats_counters if self.stamp_latency else None}
 
     async def _ws_connect(self, listener: FeedListener, url: str) -> WSTransport:
         """Open the WebSocket (the ``connected`` event); a cancel or failure abandons it.

@@ -136,3 +136,20 @@ def test_no_metrics_no_recording() -> None:
     for bad in (None, "1", 2**70, 1.5):
         listener.stamp(bad)
     assert stats.server_to_receive.n == 0
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stamp_latency_off_leaves_the_histograms_empty(loop: str) -> None:
+    """``client.stamp_latency = False``: quotes flow and are counted, nothing is stamped."""
+    async def main() -> None:
+        async with BrokerSimulator(rate=300, customers={7: [2000009]}) as sim:
+            client = BrokerClient(sim.url, token=sim.signer.customer(7), account=2000009,
+                                  symbols=["eurusd", "xauusd"], reconnect=FAST)
+            client.stamp_latency = False
+            quotes: list[Any] = []
+            client.on("quote", lambda *q: quotes.append(q))
+            stats = await run_until(client, lambda: len(quotes) >= 50)
+        assert stats["messages"] > 0 and stats["quotes"] == len(quotes)
+        for key in ("receive_to_decoded", "receive_to_callback", "server_to_receive"):
+            assert stats[key]["count"] == 0, key
+    run(loop, main)

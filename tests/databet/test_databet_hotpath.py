@@ -97,3 +97,23 @@ def test_slow_consumer_is_a_known_event_for_every_feed() -> None:
     client.on("slow_consumer", lambda backlog, lag: None)
     client.on("batch", lambda applied: None)
     assert client.stats()["slow_consumers"] == 0
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stamp_latency_off_leaves_the_histograms_empty(loop):
+    async def main() -> None:
+        async with DatabetSimulator(seed=5, events=20, rate=2000) as sim:
+            client = DatabetClient(sim.url, heartbeat_interval=1, reconnect=FAST)
+            client.stamp_latency = False
+            logs: list[Any] = []
+            client.on("log", logs.append)
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: len(logs) > 200, what="logs")
+            await client.stop()
+            await task
+            stats = client.stats()
+            assert stats["messages"] >= len(logs)
+            for key in ("receive_to_decoded", "receive_to_callback", "server_to_receive"):
+                assert stats[key]["count"] == 0, key
+            assert stats["callback"]["count"] > 0  # the callbacks' own time is still kept
+    run(loop, main)
