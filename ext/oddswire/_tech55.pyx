@@ -9,6 +9,8 @@
 # value validated against its field's JSON kind and its span recorded. The payload object
 # owns a copy of the payload's bytes (users keep payloads after the callback; the read
 # buffer is only valid during it) and decodes a field on first access, then caches it.
+# The collector sees the cache but ignores a payload until a container is cached in it
+# (see Payload): a cycle through `meta` is collected, a payload of scalars costs it nothing.
 #
 # The scan accepts a subset of what msgspec accepts and never more: every value it records
 # decodes, on access, to exactly what the msgspec twin (oddswire.reference.tech55) gives.

@@ -65,7 +65,8 @@ CYCLES: dict[str, Callable[[Any, Sentinel], None]] = {
 }
 
 
-def _cycle(make: Callable[[], Any], close: Callable[[Any, Sentinel], None]) -> weakref.ref[Sentinel]:
+def _cycle(make: Callable[[], Any],
+           close: Callable[[Any, Sentinel], None]) -> weakref.ref[Sentinel]:
     payload = make()
     sentinel = Sentinel()
     close(payload, sentinel)
