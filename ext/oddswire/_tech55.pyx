@@ -124,6 +124,10 @@ ctypedef struct Schema:
     uint8_t kind[MAXF]
     uint32_t accepts[MAXF]
     int required_field   # the one required field (the row's id)
+    # The fields whose value may be a container (F_ANY, F_STRS_OPT): every other kind
+    # decodes to a str, int, float, bool or None, so the collector visits only these.
+    int n_nested
+    uint8_t nested[MAXF]
 
 
 cdef inline bint _same(const char* a, const char* b, Py_ssize_t n) noexcept nogil:
@@ -575,6 +579,9 @@ cdef int _init_schema(Schema* s, fields) except -1:
         s.accepts[i] = _accepts(fk)
         if fk == F_INT:
             s.required_field = i
+        if fk == F_ANY or fk == F_STRS_OPT:
+            s.nested[s.n_nested] = i
+            s.n_nested += 1
     return 0
 
 
@@ -810,13 +817,18 @@ cdef class Payload:
 
 
 cdef int _payload_traverse(Payload self, visitproc visit, void* arg) noexcept:
-    """tp_traverse: the cached values and ``extra`` (``_raw`` is an exact bytes)."""
-    cdef int i, r
-    for i in range(MAXF):
-        if self._cache[i] != NULL:
-            r = visit(self._cache[i], arg)
-            if r:
-                return r
+    """tp_traverse: the cached values that may be containers (``Schema.nested``) and
+    ``extra`` (``_raw`` is an exact bytes)."""
+    cdef int j, r
+    cdef PyObject* value
+    cdef const Schema* s = self._schema
+    if s != NULL:
+        for j in range(s.n_nested):
+            value = self._cache[s.nested[j]]
+            if value != NULL:
+                r = visit(value, arg)
+                if r:
+                    return r
     return visit(<PyObject*>self._extra, arg)
 
 
