@@ -54,11 +54,18 @@ MAKERS: dict[str, Callable[[], Any]] = {
     "deepcopy": lambda: copy.deepcopy(Order.decode(RAW)),
 }
 
+def _through_a_list(p: Any, s: Sentinel) -> None:
+    books: Any = p.allowed_bookmakers if type(p) is Order else None  # a cached list
+    if books is not None:
+        books.extend([p, s])
+    else:
+        p.meta.update(self=p, sentinel=s)
+
+
 # How a user can close a cycle through something the payload caches.
 CYCLES: dict[str, Callable[[Any, Sentinel], None]] = {
     "meta": lambda p, s: p.meta.update(self=p, sentinel=s),
-    "list field": lambda p, s: p.allowed_bookmakers.extend([p, s]) if isinstance(p, Order)
-    else p.meta.update(self=p, sentinel=s),
+    "list field": _through_a_list,
     "extra": lambda p, s: p.extra.update(self=p, sentinel=s) if p.extra
     else p.meta.update(self=p, sentinel=s),
     "nested": lambda p, s: p.meta.__setitem__("deeper", [{"back": p}, s]),
@@ -142,3 +149,15 @@ def test_a_collected_payload_still_reads_its_fields() -> None:
     gc.collect()
     assert p.meta["self"] is p and p.order_id == 7 and p.to_dict()["meta"] is p.meta
     del p.meta["self"]
+
+
+@pytest.mark.parametrize("raw", [RAW, UNKNOWN, b'{"betId":1,"sentData":{"a":[1]},'
+                                 b'"receivedData":[{}],"oddsInfo":{},"meta":[],"x":{}}'])
+def test_the_collector_sees_every_cached_container(raw: bytes) -> None:
+    p = (Bet if raw.startswith(b'{"betId"') else Order).decode(raw)
+    containers = [v for v in p.to_dict().values() if isinstance(v, dict | list)]
+    if p.extra:  # cached only when the payload has unknown fields
+        containers.append(p.extra)
+    assert len(containers) >= 2
+    seen = gc.get_referents(p)
+    assert all(any(c is r for r in seen) for c in containers)
