@@ -90,7 +90,8 @@ class QuoteBook:
 class Applied:
     """One applied DATA.BET log line: what it was and what it changed. Strings and the
     payload are decoded from the line only when read. Not GC-tracked when the line is an
-    exact ``bytes`` or ``str`` (it then holds nothing that can form a cycle)."""
+    exact ``bytes`` or ``str`` (it then holds nothing that can form a cycle); with a
+    subclass instance it is, and a cycle through the line's ``__dict__`` is collected."""
 
     @property
     def event_type(self) -> str: ...

@@ -9,6 +9,8 @@
 # value validated against its field's JSON kind and its span recorded. The payload object
 # owns a copy of the payload's bytes (users keep payloads after the callback; the read
 # buffer is only valid during it) and decodes a field on first access, then caches it.
+# The collector sees the cache but ignores a payload until a container is cached in it
+# (see Payload): a cycle through `meta` is collected, a payload of scalars costs it nothing.
 #
 # The scan accepts a subset of what msgspec accepts and never more: every value it records
 # decodes, on access, to exactly what the msgspec twin (oddswire.reference.tech55) gives.
@@ -25,7 +27,7 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
-from cpython.object cimport PyObject
+from cpython.object cimport Py_TPFLAGS_HEAPTYPE, PyObject, PyTypeObject, Py_TYPE
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.limits cimport LLONG_MAX
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
@@ -46,6 +48,14 @@ cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     object PyFloat_FromDouble(double v)
     object PyNumber_Float(object o)
+    # The collector's hooks (plain C: a visit's or clear's result is returned, not raised).
+    ctypedef int (*visitproc)(PyObject* o, void* arg) noexcept
+    ctypedef int (*traverseproc)(PyObject* o, visitproc visit, void* arg) noexcept
+    ctypedef int (*inquiry)(PyObject* o) noexcept
+    void PyObject_GC_Track(void* o)
+    void PyObject_GC_UnTrack(void* o)
+    bint PyObject_GC_IsTracked(PyObject* o)
+    bint PyType_IS_GC(PyTypeObject* t)
 
 
 # --- the scan -----------------------------------------------------------------------------
@@ -114,6 +124,10 @@ ctypedef struct Schema:
     uint8_t kind[MAXF]
     uint32_t accepts[MAXF]
     int required_field   # the one required field (the row's id)
+    # The fields whose value may be a container (F_ANY, F_STRS_OPT): every other kind
+    # decodes to a str, int, float, bool or None, so the collector visits only these.
+    int n_nested
+    uint8_t nested[MAXF]
 
 
 cdef inline bint _same(const char* a, const char* b, Py_ssize_t n) noexcept nogil:
@@ -565,6 +579,9 @@ cdef int _init_schema(Schema* s, fields) except -1:
         s.accepts[i] = _accepts(fk)
         if fk == F_INT:
             s.required_field = i
+        if fk == F_ANY or fk == F_STRS_OPT:
+            s.nested[s.n_nested] = i
+            s.n_nested += 1
     return 0
 
 
@@ -671,10 +688,14 @@ cdef bint _exact_float(const char* p, Py_ssize_t n, double* out) noexcept nogil:
 
 
 @cython.freelist(32)
-@cython.no_gc
 cdef class Payload:
     """Base of the lazily decoded payloads (``Order``, ``Bet``): the payload's JSON bytes
-    and, per field, where its value is; a field is decoded on first access and cached."""
+    and, per field, where its value is; a field is decoded on first access and cached.
+
+    The garbage collector sees the cached values (``_payload_traverse``), so a cycle
+    through one (``payload.meta["self"] = payload``) is collected. Like a dict of atomic
+    values, a payload is created untracked (the collector never scans it) and tracked
+    from the first cached value of a GC type on (a dict, a list): see ``_holds``."""
 
     cdef bytes _raw
     cdef const Schema* _schema
@@ -695,6 +716,14 @@ cdef class Payload:
             for i in range(self._schema.n):
                 Py_XDECREF(self._cache[i])
 
+    cdef inline void _holds(self, object value) noexcept:
+        """``value`` is now cached here: from a GC-type value on (it may come to refer
+        back to this payload), the collector tracks the payload. Atomic values (str, int,
+        float, bool, None, bytes) can refer to nothing, so they leave it untracked."""
+        if (PyType_IS_GC(Py_TYPE(value))
+                and not PyObject_GC_IsTracked(<PyObject*>self)):
+            PyObject_GC_Track(<void*>self)
+
     cdef object _get(self, int i):
         cdef PyObject* hit = self._cache[i]
         if hit != NULL:
@@ -709,6 +738,7 @@ cdef class Payload:
         value = self._decode(i, k)
         Py_INCREF(value)
         self._cache[i] = <PyObject*>value
+        self._holds(value)
         return value
 
     cdef object _decode(self, int i, uint8_t k):
@@ -743,6 +773,7 @@ cdef class Payload:
             known = self.__struct_encode_fields__
             values = _any_decode(self._raw)
             self._extra = {k: v for k, v in values.items() if k not in known}
+            self._holds(self._extra)
         return self._extra
 
     def to_dict(self):
@@ -785,10 +816,60 @@ cdef class Payload:
         return type(self).decode(self._raw)
 
 
+cdef int _payload_traverse(Payload self, visitproc visit, void* arg) noexcept:
+    """tp_traverse: the cached values that may be containers (``Schema.nested``) and
+    ``extra`` (``_raw`` is an exact bytes)."""
+    cdef int j, r
+    cdef PyObject* value
+    cdef const Schema* s = self._schema
+    if s != NULL:
+        for j in range(s.n_nested):
+            value = self._cache[s.nested[j]]
+            if value != NULL:
+                r = visit(value, arg)
+                if r:
+                    return r
+    return visit(<PyObject*>self._extra, arg)
+
+
+cdef int _payload_clear(Payload self) noexcept:
+    """tp_clear, on cyclic garbage: drop the cached values (a field read after this is
+    decoded again from ``_raw``, which stays) and ``extra``."""
+    cdef int i
+    cdef PyObject* value
+    for i in range(MAXF):
+        value = self._cache[i]
+        if value != NULL:
+            self._cache[i] = NULL
+            Py_XDECREF(value)
+    self._extra = None
+    return 0
+
+
+cdef _own_gc_slots(type cls):
+    """Cython's tp_traverse / tp_clear know only the object attributes, not the
+    ``_cache`` array of borrowed-as-owned pointers: these replace them (before any
+    instance exists). Order and Bet add no attributes of their own."""
+    cdef PyTypeObject* t = <PyTypeObject*>cls
+    # A static type (a heap type's traverse would have to visit the type too).
+    assert PyType_IS_GC(t) and not t.tp_flags & Py_TPFLAGS_HEAPTYPE
+    assert t.tp_basicsize == (<PyTypeObject*>Payload).tp_basicsize
+    (<traverseproc*>&t.tp_traverse)[0] = <traverseproc>_payload_traverse
+    (<inquiry*>&t.tp_clear)[0] = <inquiry>_payload_clear
+
+
+cdef inline Payload _new_payload(type cls):
+    """A blank ``cls``, untracked: tp_new tracks every new GC object, but until a
+    container is cached (``_holds``) the collector has nothing to find in it."""
+    cdef Payload obj = <Payload>cls.__new__(cls)
+    PyObject_GC_UnTrack(<void*>obj)
+    return obj
+
+
 cdef Payload _scanned(type cls, const Schema* s, bytes raw):
     """A ``cls`` over ``raw`` (its JSON, whitespace around it allowed) when the scan takes
     it, else None."""
-    cdef Payload obj = <Payload>cls.__new__(cls)
+    cdef Payload obj = _new_payload(cls)
     cdef const char* base = PyBytes_AS_STRING(raw)
     cdef const char* e = base + PyBytes_GET_SIZE(raw)
     cdef const char* p
@@ -803,7 +884,7 @@ cdef Payload _scanned(type cls, const Schema* s, bytes raw):
 
 cdef Payload _from_struct(type cls, const Schema* s, struct, bytes raw):
     """A ``cls`` holding every value of the twin's ``struct`` (the slow path)."""
-    cdef Payload obj = <Payload>cls.__new__(cls)
+    cdef Payload obj = _new_payload(cls)
     cdef int i
     obj._schema = s
     obj._raw = raw
@@ -811,6 +892,7 @@ cdef Payload _from_struct(type cls, const Schema* s, struct, bytes raw):
         value = getattr(struct, name)
         Py_INCREF(value)
         obj._cache[i] = <PyObject*>value
+        obj._holds(value)
     return obj
 
 
@@ -822,7 +904,6 @@ cdef Payload _decode_payload(type cls, const Schema* s, raw, lenient):
     return _from_struct(cls, s, lenient(b), b)
 
 
-@cython.no_gc
 cdef class Order(Payload):
     """``orders`` payload: a row of the orders table, decoded field by field on access."""
 
@@ -889,7 +970,6 @@ cdef class Order(Payload):
     def updated_at(self): return self._get(25)
 
 
-@cython.no_gc
 cdef class Bet(Payload):
     """``bets`` and ``settlements`` payload: a row of the bets table, decoded field by
     field on access."""
@@ -958,6 +1038,10 @@ cdef class Bet(Payload):
     @property
     def updated_at(self): return self._get(26)
 
+
+_own_gc_slots(Payload)
+_own_gc_slots(Order)
+_own_gc_slots(Bet)
 
 _LENIENT_ORDER = msgspec.json.Decoder(_twin.LenientOrder).decode
 _LENIENT_BET = msgspec.json.Decoder(_twin.LenientBet).decode
@@ -1235,7 +1319,7 @@ cdef class Tech55Listener(FeedListener):
                 return _REFUSED
         if env.payload_kind != J_OBJECT:
             return _REFUSED
-        obj = Order.__new__(Order) if kind == P_ORDER else Bet.__new__(Bet)
+        obj = _new_payload(Order if kind == P_ORDER else Bet)
         obj._schema = schema
         obj._raw = PyBytes_FromStringAndSize(env.payload, env.payload_len)
         obj._exact = True

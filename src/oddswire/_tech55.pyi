@@ -11,7 +11,9 @@ from oddswire._wire import FeedListener
 
 @disjoint_base
 class Payload:
-    """Base of the lazily decoded payloads: each field is decoded on first access."""
+    """Base of the lazily decoded payloads: each field is decoded on first access and
+    cached. Untracked by the garbage collector until a container (a dict, a list) is
+    cached; then tracked, so a cycle through a cached value is collected."""
 
     __struct_fields__: ClassVar[tuple[str, ...]]
     __struct_encode_fields__: ClassVar[tuple[str, ...]]

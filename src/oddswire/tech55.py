@@ -134,7 +134,10 @@ class Payload(abc.ABC):  # noqa: B024  (a marker: the payload types share no cod
     frame is scanned once, each field is decoded on first access and cached. They are
     read-only; ``raw`` is always the bytes off the wire; ``==`` compares every field;
     ``to_dict()`` gives the fields by wire name; they pickle, and ``Order.decode(raw)``
-    builds one. :class:`Balance`, :class:`Emergency` and :class:`Betslip` are msgspec
+    builds one. Like a dict of strings and numbers, a payload is not tracked by the
+    garbage collector until it caches a container (``meta``, a list field, ``extra``);
+    from then on it is, so a cycle through one (``order.meta["self"] = order``) is
+    collected. :class:`Balance`, :class:`Emergency` and :class:`Betslip` are msgspec
     Structs (``raw`` is the bytes off the wire when the payload had unknown fields, else
     encoded again)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import weakref
 
 import numpy as np
 import orjson
@@ -250,6 +251,26 @@ def test_applied_is_not_gc_tracked_and_reprs_like_python():
 
     b = t.apply(Line(line("bet_stop_updated", {"bet_stop": True}, sid="it's")))
     assert gc.is_tracked(b) and "sport_event_id=\"it's\"" in repr(b)
+    assert b.line in gc.get_referents(b)
+
+
+def test_a_cycle_through_a_subclassed_line_is_collected():
+    class Line(bytes):
+        pass
+
+    class Sentinel:
+        pass
+
+    def cycle():
+        own = Line(snapshot())
+        own.back = (OddsTable().apply(own), sentinel := Sentinel())  # line -> Applied -> line
+        return weakref.ref(sentinel)
+
+    gc.collect()
+    alive = cycle()
+    assert alive() is not None
+    gc.collect()
+    assert alive() is None
 
 
 @given(st.lists(log_lines(), max_size=15), st.integers(0, 2**32))

@@ -9,6 +9,7 @@ use std::ops::Range;
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::betcore::untracked;
 use crate::errors::{build, loads};
@@ -230,6 +231,13 @@ fn kind_name(py: Python<'_>, k: Kind) -> Bound<'_, PyString> {
 
 #[pymethods]
 impl Applied {
+    /// The collector sees the line: a `bytes` / `str` subclass instance may carry a
+    /// `__dict__` that points back here (an exact one is never tracked: see `apply_one`).
+    /// No `__clear__`: such a cycle is broken by clearing the line's `__dict__`.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.line)
+    }
+
     /// The line's `event_type` as sent (an event type this version does not know included).
     #[getter]
     fn event_type(&self, py: Python<'_>) -> PyResult<Py<PyString>> {
@@ -432,7 +440,8 @@ impl OddsTable {
         };
         // An exact bytes or str holds no references, so the result can never be part of a
         // cycle: untracked, a batch of them costs the collector nothing. (A subclass instance
-        // may carry a __dict__ that points back, so it stays tracked.)
+        // may carry a __dict__ that points back, so it stays tracked, and __traverse__
+        // shows the collector the line.)
         if line.is_exact_instance_of::<PyBytes>() || line.is_exact_instance_of::<PyString>() {
             untracked(py, applied)
         } else {
