@@ -34,6 +34,59 @@ fn special_bytes(x: u64) -> u64 {
     zero(x ^ (LO * b'"' as u64)) | zero(x ^ (LO * b'\\' as u64)) | (x.wrapping_sub(LO * 0x20) & !x & HI)
 }
 
+/// An object member's key as compact JSON writes it, quotes and ':' included (`"id":`), as
+/// two little-endian words: a member starts with it exactly when the 16 bytes there, masked,
+/// equal these (`MemberKey::is_at`). Hot paths dispatch on keys with it instead of scanning
+/// each key for its closing quote; keys of up to 13 bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberKey {
+    lo: u64,
+    hi: u64,
+    lo_mask: u64,
+    hi_mask: u64,
+    /// Bytes from the opening quote to the value: the key's length + 3.
+    pub len: usize,
+}
+
+impl MemberKey {
+    pub const fn new(key: &str) -> MemberKey {
+        let k = key.as_bytes();
+        let len = k.len() + 3;
+        assert!(len <= 16, "MemberKey holds keys of up to 13 bytes");
+        let mut bytes = [0u8; 16];
+        bytes[0] = b'"';
+        let mut i = 0;
+        while i < k.len() {
+            bytes[i + 1] = k[i];
+            i += 1;
+        }
+        bytes[k.len() + 1] = b'"';
+        bytes[k.len() + 2] = b':';
+        let (mut lo, mut hi) = (0u64, 0u64);
+        i = 0;
+        while i < 8 {
+            lo |= (bytes[i] as u64) << (8 * i);
+            hi |= (bytes[i + 8] as u64) << (8 * i);
+            i += 1;
+        }
+        let lo_mask = if len >= 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
+        let hi_mask = if len <= 8 {
+            0
+        } else if len == 16 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * (len - 8))) - 1
+        };
+        MemberKey { lo, hi, lo_mask, hi_mask, len }
+    }
+
+    /// Whether the 16 bytes `words` (from `Parser::words16`) start with this key and its ':'.
+    #[inline(always)]
+    pub fn is_at(&self, words: (u64, u64)) -> bool {
+        (words.0 & self.lo_mask) == self.lo && (words.1 & self.hi_mask) == self.hi
+    }
+}
+
 pub struct Parser<'a> {
     pub buf: &'a [u8],
     pub pos: usize,
@@ -66,6 +119,15 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
+    }
+
+    /// The 16 bytes at the position as two little-endian words (for `MemberKey::is_at`);
+    /// None within 16 bytes of the end, where callers take their general path.
+    #[inline(always)]
+    pub fn words16(&self) -> Option<(u64, u64)> {
+        let b = self.buf.get(self.pos..self.pos + 16)?;
+        let (lo, hi) = b.split_at(8);
+        Some((u64::from_le_bytes(lo.try_into().unwrap()), u64::from_le_bytes(hi.try_into().unwrap())))
     }
 
     #[inline]
@@ -583,6 +645,36 @@ mod tests {
         for bad in ["01", ".5", "1.", "+1", "1e", "0x1A", "NaN", "Infinity", "-", "1e400"] {
             assert!(num(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn member_keys_match_exactly_their_compact_member() {
+        let at = |s: &str| {
+            let mut b = s.as_bytes().to_vec();
+            b.resize(b.len().max(16), b' ');
+            let p = Parser::new(&b);
+            p.words16().unwrap()
+        };
+        let keys = ["id", "value", "status", "is_active", "probability", "template", "odds", "x", "thirteen_byte"];
+        for k in keys {
+            let key = MemberKey::new(k);
+            assert_eq!(key.len, k.len() + 3);
+            for other in keys {
+                for tail in ["1", "\"1\"", "{}"] {
+                    let member = format!("\"{other}\":{tail}");
+                    assert_eq!(key.is_at(at(&member)), k == other, "{k} vs {member}");
+                }
+            }
+            // A longer key, a shorter one, white space, a missing colon: no match.
+            for near in [format!("\"{k}x\":1"), format!("\"{k}\" :1"), format!("\"{k}\"1"), format!("{k}\":1")] {
+                assert!(!key.is_at(at(&near)), "{k} vs {near}");
+            }
+            if k.len() > 1 {
+                assert!(!key.is_at(at(&format!("\"{}\":1", &k[..k.len() - 1]))));
+            }
+        }
+        // Near the end of the buffer there are no words: the caller's general path.
+        assert_eq!(Parser::new(b"\"id\":1}").words16(), None);
     }
 
     #[test]

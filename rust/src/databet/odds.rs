@@ -11,7 +11,7 @@ use ahash::AHashMap;
 use smallvec::SmallVec;
 
 use super::id::{Id, OddId};
-use crate::json::{JResult, JsonError, Number, Parser, SkipError, NUMBER_OUT_OF_RANGE};
+use crate::json::{JResult, JsonError, MemberKey, Number, Parser, SkipError, NUMBER_OUT_OF_RANGE};
 
 /// What a log line is, by its `event_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,6 +349,234 @@ fn parse_odd<'a>(p: &mut Parser<'a>) -> JResult<ParsedOdd<'a>> {
     })
 }
 
+// Compact fast path. Markets and odds as the feed writes them (no white space, known keys)
+// are read with each key matched in place by two word compares; anything else (white space,
+// another key, a value of another form, an error) returns None, and the caller reads that
+// market again from its start with the general walker above, which says what is wrong. The
+// fast path changes nothing but the parser position and what it pushes, so falling back
+// after a partial read is exact.
+
+const K_ID: MemberKey = MemberKey::new("id");
+const K_VALUE: MemberKey = MemberKey::new("value");
+const K_PROBABILITY: MemberKey = MemberKey::new("probability");
+const K_STATUS: MemberKey = MemberKey::new("status");
+const K_TEMPLATE: MemberKey = MemberKey::new("template");
+const K_IS_ACTIVE: MemberKey = MemberKey::new("is_active");
+const K_TYPE_ID: MemberKey = MemberKey::new("type_id");
+const K_SPECIFIERS: MemberKey = MemberKey::new("specifiers");
+const K_ODDS: MemberKey = MemberKey::new("odds");
+
+/// A decimal string of at most 14 digits and no sign ("2.27", "0.5350", "12"), read in place
+/// one byte at a time (prices are 3-5 digits: a loop beats eight-byte windows here). The
+/// mantissa and the power of ten are exact doubles, so one division rounds correctly
+/// (Clinger), giving `decimal_field`'s value; anything else is left to it.
+#[inline(always)]
+fn decimal_fast(p: &mut Parser<'_>) -> Option<f64> {
+    // The quotes, up to 14 digits and the point fit in 17 bytes; a fixed window checks the
+    // bounds once.
+    let b: &[u8; 17] = p.buf.get(p.pos..p.pos + 17)?.try_into().ok()?;
+    if b[0] != b'"' || (b[1] == b'0' && b[2].is_ascii_digit()) {
+        return None;
+    }
+    let mut m = 0u64;
+    let mut j = 1;
+    while j < 16 && b[j].is_ascii_digit() {
+        m = m * 10 + u64::from(b[j] - b'0');
+        j += 1;
+    }
+    if j == 1 {
+        return None;
+    }
+    let mut frac = 0;
+    if b[j] == b'.' {
+        j += 1;
+        while j < 16 && b[j].is_ascii_digit() {
+            m = m * 10 + u64::from(b[j] - b'0');
+            j += 1;
+            frac += 1;
+        }
+        if frac == 0 {
+            return None;
+        }
+    }
+    if b[j] != b'"' {
+        return None;
+    }
+    p.pos += j + 1;
+    Some(m as f64 / POW10[frac])
+}
+
+/// A status of one digit (what the feed sends).
+#[inline(always)]
+fn status_fast(p: &mut Parser<'_>) -> Option<i8> {
+    match p.buf.get(p.pos) {
+        Some(&d @ b'0'..=b'9') => {
+            p.pos += 1;
+            Some((d - b'0') as i8)
+        }
+        _ => None,
+    }
+}
+
+#[inline(always)]
+fn bool_fast(p: &mut Parser<'_>) -> Option<bool> {
+    let b = p.buf.get(p.pos..p.pos + 5)?;
+    if b[..4] == *b"true" {
+        p.pos += 4;
+        Some(true)
+    } else if b == b"false" {
+        p.pos += 5;
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A string value without escapes or with them (`Parser::string` reads both).
+#[inline(always)]
+fn string_fast<'a>(p: &mut Parser<'a>) -> Option<Cow<'a, str>> {
+    if p.peek() != Some(b'"') {
+        return None;
+    }
+    p.string().ok()
+}
+
+/// A non-negative integer of up to 18 digits, no leading zero (a type id: a few digits).
+#[inline(always)]
+fn uint_fast(p: &mut Parser<'_>) -> Option<i64> {
+    let buf = p.buf;
+    let start = p.pos;
+    let mut v = 0i64;
+    let mut i = start;
+    while let Some(&d @ b'0'..=b'9') = buf.get(i) {
+        v = v * 10 + i64::from(d - b'0');
+        i += 1;
+        if i - start > 18 {
+            return None;
+        }
+    }
+    if i == start || (i - start > 1 && buf[start] == b'0') {
+        return None;
+    }
+    p.pos = i;
+    Some(v)
+}
+
+/// After a member: ',' (true, more follow) or '}' (false, the object ended).
+#[inline(always)]
+fn next_member(p: &mut Parser<'_>) -> Option<bool> {
+    let c = p.peek()?;
+    p.pos += 1;
+    match c {
+        b',' => Some(true),
+        b'}' => Some(false),
+        _ => None,
+    }
+}
+
+/// One odd object at its '{'.
+#[inline(always)]
+fn parse_odd_fast<'a>(p: &mut Parser<'a>) -> Option<ParsedOdd<'a>> {
+    p.pos += 1;
+    let (mut id, mut value, mut status, mut active) = (None, None, None, None);
+    let mut probability = f64::NAN;
+    loop {
+        let w = p.words16()?;
+        // The first letter of the key picks the candidates: one or two compares.
+        match (w.0 >> 8) as u8 {
+            b'i' if K_ID.is_at(w) => {
+                p.pos += K_ID.len;
+                id = Some(string_fast(p)?);
+            }
+            b'i' if K_IS_ACTIVE.is_at(w) => {
+                p.pos += K_IS_ACTIVE.len;
+                active = Some(bool_fast(p)?);
+            }
+            b'v' if K_VALUE.is_at(w) => {
+                p.pos += K_VALUE.len;
+                value = Some(decimal_fast(p)?);
+            }
+            b'p' if K_PROBABILITY.is_at(w) => {
+                p.pos += K_PROBABILITY.len;
+                if p.buf.get(p.pos..p.pos + 4) == Some(b"null") {
+                    p.pos += 4; // as the general path: null leaves what an earlier key set
+                } else {
+                    probability = decimal_fast(p)?;
+                }
+            }
+            b's' if K_STATUS.is_at(w) => {
+                p.pos += K_STATUS.len;
+                status = Some(status_fast(p)?);
+            }
+            b't' if K_TEMPLATE.is_at(w) => {
+                p.pos += K_TEMPLATE.len;
+                string_fast(p)?;
+            }
+            _ => return None,
+        }
+        if !next_member(p)? {
+            break;
+        }
+    }
+    Some(ParsedOdd { id: id?, value: value?, probability, status: status?, is_active: active? })
+}
+
+/// One market object at its '{', its odds pushed onto `odds`.
+#[inline]
+fn parse_market_fast<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>) -> Option<ParsedMarket<'a>> {
+    p.pos += 1;
+    let (mut id, mut status, mut range) = (None, None, None);
+    let mut type_id = 0i64;
+    let mut specifiers = Cow::Borrowed("");
+    loop {
+        let w = p.words16()?;
+        if K_ID.is_at(w) {
+            p.pos += K_ID.len;
+            id = Some(string_fast(p)?);
+        } else if K_STATUS.is_at(w) {
+            p.pos += K_STATUS.len;
+            status = Some(status_fast(p)?);
+        } else if K_ODDS.is_at(w) {
+            p.pos += K_ODDS.len;
+            if p.peek()? != b'[' {
+                return None;
+            }
+            p.pos += 1;
+            let first = odds.len();
+            if p.peek()? == b']' {
+                p.pos += 1;
+            } else {
+                loop {
+                    if p.peek()? != b'{' {
+                        return None;
+                    }
+                    odds.push(parse_odd_fast(p)?);
+                    let c = p.peek()?;
+                    p.pos += 1;
+                    match c {
+                        b',' => {}
+                        b']' => break,
+                        _ => return None,
+                    }
+                }
+            }
+            range = Some(first..odds.len());
+        } else if K_TYPE_ID.is_at(w) {
+            p.pos += K_TYPE_ID.len;
+            type_id = uint_fast(p)?;
+        } else if K_SPECIFIERS.is_at(w) {
+            p.pos += K_SPECIFIERS.len;
+            specifiers = string_fast(p)?;
+        } else {
+            return None;
+        }
+        if !next_member(p)? {
+            break;
+        }
+    }
+    Some(ParsedMarket { id: id?, status: status?, type_id, specifiers, odds: range? })
+}
+
 fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>) -> JResult<ParsedMarket<'a>> {
     let (mut id, mut status, mut range) = (None, None, None);
     let mut type_id = 0i64;
@@ -401,7 +629,16 @@ fn parse_markets<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, path: &str) ->
     let (markets, odds) = (&mut log.markets, &mut log.odds);
     markets.clear();
     p.elements(|p, i| {
-        let m = parse_market(p, odds).map_err(|e| with_path(e, || format!("{path}[{i}]")))?;
+        let (start, first) = (p.pos, odds.len());
+        let fast = if p.peek() == Some(b'{') { parse_market_fast(p, odds) } else { None };
+        let m = match fast {
+            Some(m) => m,
+            None => {
+                p.pos = start;
+                odds.truncate(first);
+                parse_market(p, odds).map_err(|e| with_path(e, || format!("{path}[{i}]")))?
+            }
+        };
         markets.push(m);
         Ok(())
     })
@@ -1427,6 +1664,69 @@ mod tests {
 
     fn upd(kind: &str, payload: &str) -> String {
         format!(r#"{{"sport_event_id":"e1","version":"v2","event_type":"{kind}","payload":{payload}}}"#)
+    }
+
+    fn same_odds(a: &[ParsedOdd<'_>], b: &[ParsedOdd<'_>]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                (&x.id, x.value.to_bits(), x.probability.to_bits(), x.status, x.is_active)
+                    == (&y.id, y.value.to_bits(), y.probability.to_bits(), y.status, y.is_active)
+            })
+    }
+
+    /// Whatever the compact fast path accepts, the general walker reads the same way: same
+    /// market, odds (bit for bit) and end. Checked on markets as the feed writes them, cut at
+    /// every byte, and with every byte replaced by each of the characters that matter.
+    #[test]
+    fn the_compact_fast_path_reads_exactly_what_the_general_walker_reads() {
+        let markets = [
+            M1,
+            M2,
+            r#"{"id":"589h14_1","status":0,"odds":[{"id":"1","value":"2.55","status":0,"is_active":true},{"id":"3","value":"3.21","status":0,"template":"{$competitor2}","is_active":false}],"type_id":589,"specifiers":"halfnr=1&total=1.5"}"#,
+            r#"{"id":"20","status":1,"odds":[{"id":"1","value":"1.73","probability":"0.5350","status":0,"template":"draw","is_active":true},{"id":"2","value":"123456789012345","probability":null,"status":3,"is_active":true}],"type_id":20,"specifiers":""}"#,
+            r#"{"id":"x\u00e9","status":0,"type_id":0,"specifiers":"a\"b","odds":[{"id":"\u0031","value":"0.5","probability":"1","probability":null,"status":0,"is_active":true,"id":"2"}],"odds":[]}"#,
+        ];
+        let replacements = b" \t\"\\0159-.e,:}]{[nxt\x01\xc3";
+        let mut checked = 0;
+        let mut agree = |text: &[u8]| {
+            let mut buf = text.to_vec();
+            buf.extend_from_slice(b"]}                ");
+            let mut fast_odds = SmallVec::new();
+            let mut p = Parser::new(&buf);
+            if buf[0] != b'{' {
+                return;
+            }
+            let Some(m) = parse_market_fast(&mut p, &mut fast_odds) else { return };
+            let mut general_odds = SmallVec::new();
+            let mut q = Parser::new(&buf);
+            let g = parse_market(&mut q, &mut general_odds)
+                .unwrap_or_else(|e| panic!("fast path accepted what the walker refuses ({e:?}): {text:?}"));
+            assert_eq!((m, p.pos), (g, q.pos), "{:?}", String::from_utf8_lossy(text));
+            assert!(same_odds(&fast_odds, &general_odds), "{:?}", String::from_utf8_lossy(text));
+            checked += 1;
+        };
+        for m in markets {
+            let m = m.as_bytes();
+            agree(m);
+            for cut in 0..m.len() {
+                agree(&m[..cut]);
+            }
+            for i in 0..m.len() {
+                for &r in replacements {
+                    let mut v = m.to_vec();
+                    v[i] = r;
+                    agree(&v);
+                    v.insert(i, r);
+                    agree(&v);
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+        // The feed's own markets take the fast path.
+        for m in &markets[..4] {
+            let (text, mut odds) = (format!("{m}]}}"), SmallVec::new());
+            assert!(parse_market_fast(&mut Parser::new(text.as_bytes()), &mut odds).is_some(), "{m}");
+        }
     }
 
     #[test]
