@@ -171,13 +171,26 @@ impl<'a> Parser<'a> {
     /// A string; borrowed from the input when it has no escapes.
     #[inline(always)]
     pub fn string(&mut self) -> JResult<Cow<'a, str>> {
-        // Most keys, ids and skipped strings are plain printable ASCII: scan them eight bytes
-        // at a time without a call; a backslash, control or non-ASCII byte (or the end of
+        // Most keys, ids and skipped strings are plain printable ASCII: scan them sixteen
+        // bytes at a time (eight near the end of the buffer) without a call; a backslash, control or non-ASCII byte (or the end of
         // the buffer) leaves the rest to the general scanner from the opening quote.
         let buf = self.buf;
         if buf.get(self.pos) == Some(&b'"') {
             let start = self.pos + 1;
             let mut at = start;
+            while at + 16 <= buf.len() {
+                let k = fastnum::first_not_plain16(buf, at);
+                if k < 16 {
+                    let end = at + k;
+                    if buf[end] != b'"' {
+                        return self.string_general();
+                    }
+                    self.pos = end + 1;
+                    // SAFETY: every byte before the quote is printable ASCII (checked above).
+                    return Ok(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(&buf[start..end]) }));
+                }
+                at += 16;
+            }
             while at + 8 <= buf.len() {
                 let m = fastnum::not_plain(u64::from_le_bytes(buf[at..at + 8].try_into().unwrap()));
                 if m != 0 {
@@ -412,6 +425,11 @@ impl<'a> Parser<'a> {
 
     /// Skip one value, checking it strictly.
     pub fn skip_value(&mut self, depth: usize) -> JResult<()> {
+        let start = self.pos;
+        if self.skip_flat::<false>(depth) {
+            return Ok(());
+        }
+        self.pos = start;
         self.skip::<false>(depth).map_err(SkipError::into_json)
     }
 
@@ -419,7 +437,107 @@ impl<'a> Parser<'a> {
     /// numbers orjson cannot read back exactly (an integer outside [-2**63, 2**64-1]; a float
     /// that overflows, which `number` refuses anyway), reporting where the number is.
     pub fn skip_value_exact(&mut self, depth: usize) -> Result<(), SkipError> {
+        let start = self.pos;
+        if self.skip_flat::<true>(depth) {
+            return Ok(());
+        }
+        self.pos = start;
         self.skip::<true>(depth)
+    }
+
+    /// `skip`'s fast path: one loop over the value with the open containers as bits (no
+    /// recursion, no error values). True when the value is well-formed and every check `skip`
+    /// makes passed; false on anything it would refuse, or on nesting past 64 levels here,
+    /// and the caller walks the value again with `skip` from its start to report it.
+    fn skip_flat<const EXACT: bool>(&mut self, depth: usize) -> bool {
+        if depth + 64 > MAX_DEPTH {
+            return false;
+        }
+        // Bit i of `objects` is set when the container at level i is an object.
+        let (mut objects, mut level) = (0u64, 0u32);
+        loop {
+            // At a value.
+            self.ws();
+            match self.peek() {
+                Some(b'"') => {
+                    if self.string().is_err() {
+                        return false;
+                    }
+                }
+                Some(b'-' | b'0'..=b'9') => match self.number() {
+                    Ok(Number::Int(_) | Number::Float(_)) => {}
+                    Ok(Number::BigInt(digits)) if !EXACT || digits.parse::<u64>().is_ok() => {}
+                    _ => return false,
+                },
+                Some(b't') if self.buf[self.pos..].starts_with(b"true") => self.pos += 4,
+                Some(b'f') if self.buf[self.pos..].starts_with(b"false") => self.pos += 5,
+                Some(b'n') if self.buf[self.pos..].starts_with(b"null") => self.pos += 4,
+                Some(open @ (b'{' | b'[')) => {
+                    self.pos += 1;
+                    self.ws();
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.pos += 1;
+                    } else {
+                        if level == 64 {
+                            return false;
+                        }
+                        if open == b'{' {
+                            objects |= 1 << level;
+                            if !self.key_colon() {
+                                return false;
+                            }
+                        } else {
+                            objects &= !(1 << level);
+                        }
+                        level += 1;
+                        continue;
+                    }
+                }
+                _ => return false,
+            }
+            // After a value: close what ends here, then on to the next value.
+            loop {
+                if level == 0 {
+                    return true;
+                }
+                self.ws();
+                let in_object = objects >> (level - 1) & 1 == 1;
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        if in_object && !self.key_colon() {
+                            return false;
+                        }
+                        break;
+                    }
+                    Some(b'}') if in_object => {
+                        self.pos += 1;
+                        level -= 1;
+                    }
+                    Some(b']') if !in_object => {
+                        self.pos += 1;
+                        level -= 1;
+                    }
+                    _ => return false,
+                }
+            }
+        }
+    }
+
+    /// A member's key and its ':' (for `skip_flat`): false when they are not there.
+    #[inline(always)]
+    fn key_colon(&mut self) -> bool {
+        self.ws();
+        if self.peek() != Some(b'"') || self.string().is_err() {
+            return false;
+        }
+        self.ws();
+        if self.peek() != Some(b':') {
+            return false;
+        }
+        self.pos += 1;
+        true
     }
 
     fn skip_error(&self, message: &str) -> SkipError {

@@ -186,6 +186,20 @@ fn string_field<'a>(p: &mut Parser<'a>, field: &str) -> JResult<Cow<'a, str>> {
 
 #[inline]
 fn int_field(p: &mut Parser<'_>, field: &str) -> JResult<i64> {
+    // A non-negative integer of up to 19 digits (a timestamp in ns has 19), read in place.
+    let buf = p.buf;
+    if let Some(w) = buf.get(p.pos..p.pos + 20) {
+        let (mut v, mut n) = (0u64, 0);
+        while n < 19 && w[n].is_ascii_digit() {
+            v = v * 10 + u64::from(w[n] - b'0');
+            n += 1;
+        }
+        let plain = n > 0 && !(n > 1 && w[0] == b'0') && !matches!(w[n], b'0'..=b'9' | b'.' | b'e' | b'E');
+        if plain && v <= i64::MAX as u64 {
+            p.pos += n;
+            return Ok(v as i64);
+        }
+    }
     if !matches!(p.peek(), Some(b'-' | b'0'..=b'9')) {
         return typed_err(p, field, "an integer");
     }
