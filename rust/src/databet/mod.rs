@@ -14,7 +14,7 @@ use crate::betcore::untracked;
 use crate::errors::{build, loads};
 use crate::frame_bytes;
 use crate::json::Parser;
-use odds::{parse_log_into, Cols, ColumnStore, Kind, LogError, OddsCore, Outcome, ParsedLog};
+use odds::{parse_log_into, Cols, ColumnStore, Kind, LogError, OddsCore, Outcome};
 
 /// A DATA.BET line that could not be applied; `index` is its position in an `apply_many` batch.
 fn log_error(py: Python<'_>, e: &LogError, index: Option<usize>) -> PyErr {
@@ -417,8 +417,11 @@ impl OddsTable {
         index: Option<usize>,
     ) -> PyResult<Bound<'py, Applied>> {
         let buf = frame_bytes(line)?;
-        let mut log = ParsedLog::default();
-        parse_log_into(buf, &mut log).map_err(|e| log_error(py, &e, index))?;
+        let mut log = self.core.scratch.log();
+        if let Err(e) = parse_log_into(buf, &mut log) {
+            self.core.scratch.keep(log);
+            return Err(log_error(py, &e, index));
+        }
         let outcome = self.core.apply_parsed(buf, &log);
         let applied = Applied {
             kind: log.kind.expect("parsed"),
@@ -430,6 +433,7 @@ impl OddsTable {
             timestamp_ns: log.timestamp_ns,
             outcome,
         };
+        self.core.scratch.keep(log);
         // An exact bytes or str holds no references, so the result can never be part of a
         // cycle: untracked, a batch of them costs the collector nothing. (A subclass instance
         // may carry a __dict__ that points back, so it stays tracked.)

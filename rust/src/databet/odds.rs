@@ -103,14 +103,51 @@ pub struct ParsedLog<'a> {
     pub version_span: Option<Range<usize>>,
     pub timestamp_ns: Option<i64>,
     pub payload: Option<Range<usize>>,
-    pub markets: SmallVec<[ParsedMarket<'a>; 4]>,
-    pub odds: SmallVec<[ParsedOdd<'a>; 16]>,
+    pub markets: Vec<ParsedMarket<'a>>,
+    pub odds: Vec<ParsedOdd<'a>>,
     pub fixture: Option<Range<usize>>,
     pub fixture_status: Option<i8>,
     pub bet_stop: Option<bool>,
     pub scores: Option<Range<usize>>,
     pub game_state: Option<Range<usize>>,
     pub extensions: Option<Range<usize>>,
+}
+
+/// The capacity of a line's parsed markets and odds, kept by the table between lines so a
+/// line allocates nothing to parse (`log` lends it to a line, `keep` takes it back).
+#[derive(Default)]
+pub struct Scratch {
+    markets: Vec<ParsedMarket<'static>>,
+    odds: Vec<ParsedOdd<'static>>,
+}
+
+/// An emptied Vec with its allocation, for elements that differ only in their lifetime.
+macro_rules! recycle {
+    ($v:expr, $t:ident) => {{
+        let mut v = std::mem::ManuallyDrop::new($v);
+        v.clear();
+        // SAFETY: the Vec is empty, and `$t<'x>` has the same layout for every lifetime 'x.
+        unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<$t<'_>>(), 0, v.capacity()) }
+    }};
+}
+
+impl Scratch {
+    /// An empty `ParsedLog` for one line, parsing into this scratch's capacity.
+    #[inline(always)]
+    pub fn log<'a>(&mut self) -> ParsedLog<'a> {
+        ParsedLog {
+            markets: recycle!(std::mem::take(&mut self.markets), ParsedMarket),
+            odds: recycle!(std::mem::take(&mut self.odds), ParsedOdd),
+            ..ParsedLog::default()
+        }
+    }
+
+    /// Take back the capacity of a line's log once it is applied (or refused).
+    #[inline(always)]
+    pub fn keep(&mut self, log: ParsedLog<'_>) {
+        self.markets = recycle!(log.markets, ParsedMarket);
+        self.odds = recycle!(log.odds, ParsedOdd);
+    }
 }
 
 /// A line that could not be applied: the message names the JSON path.
@@ -537,7 +574,7 @@ fn parse_odd_fast<'a>(p: &mut Parser<'a>) -> Option<ParsedOdd<'a>> {
 
 /// One market object at its '{', its odds pushed onto `odds`.
 #[inline]
-fn parse_market_fast<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>) -> Option<ParsedMarket<'a>> {
+fn parse_market_fast<'a>(p: &mut Parser<'a>, odds: &mut Vec<ParsedOdd<'a>>) -> Option<ParsedMarket<'a>> {
     p.pos += 1;
     let (mut id, mut status, mut range) = (None, None, None);
     let mut type_id = 0i64;
@@ -591,7 +628,7 @@ fn parse_market_fast<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>;
     Some(ParsedMarket { id: id?, status: status?, type_id, specifiers, odds: range? })
 }
 
-fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>) -> JResult<ParsedMarket<'a>> {
+fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut Vec<ParsedOdd<'a>>) -> JResult<ParsedMarket<'a>> {
     let (mut id, mut status, mut range) = (None, None, None);
     let mut type_id = 0i64;
     let mut specifiers = Cow::Borrowed("");
@@ -982,6 +1019,8 @@ pub struct OddsCore<S: ColumnStore> {
     line_gen: u64,
     ended: Vec<u32>,
     pub retention_ns: Option<i64>,
+    /// Parse capacity reused line after line.
+    pub scratch: Scratch,
 }
 
 const NO: i32 = -1;
@@ -1004,6 +1043,7 @@ impl<S: ColumnStore> OddsCore<S> {
             line_gen: 0,
             ended: Vec::new(),
             retention_ns: None,
+            scratch: Scratch::default(),
         }
     }
 
@@ -1360,9 +1400,11 @@ impl<S: ColumnStore> OddsCore<S> {
 
     /// Parse and apply one line.
     pub fn apply(&mut self, line: &[u8]) -> Result<Outcome, LogError> {
-        let mut log = ParsedLog::default();
-        parse_log_into(line, &mut log)?;
-        Ok(self.apply_parsed(line, &log))
+        let mut log = self.scratch.log();
+        let parsed = parse_log_into(line, &mut log);
+        let out = parsed.map(|_| self.apply_parsed(line, &log));
+        self.scratch.keep(log);
+        out
     }
 
     /// Drop a sport event with all its markets and rows. True when it was there.
@@ -1705,13 +1747,13 @@ mod tests {
         let mut agree = |text: &[u8]| {
             let mut buf = text.to_vec();
             buf.extend_from_slice(b"]}                ");
-            let mut fast_odds = SmallVec::new();
+            let mut fast_odds = Vec::new();
             let mut p = Parser::new(&buf);
             if buf[0] != b'{' {
                 return;
             }
             let Some(m) = parse_market_fast(&mut p, &mut fast_odds) else { return };
-            let mut general_odds = SmallVec::new();
+            let mut general_odds = Vec::new();
             let mut q = Parser::new(&buf);
             let g = parse_market(&mut q, &mut general_odds)
                 .unwrap_or_else(|e| panic!("fast path accepted what the walker refuses ({e:?}): {text:?}"));
@@ -1738,7 +1780,7 @@ mod tests {
         assert!(checked > 1000, "{checked}");
         // The feed's own markets take the fast path.
         for m in &markets[..4] {
-            let (text, mut odds) = (format!("{m}]}}"), SmallVec::new());
+            let (text, mut odds) = (format!("{m}]}}"), Vec::new());
             assert!(parse_market_fast(&mut Parser::new(text.as_bytes()), &mut odds).is_some(), "{m}");
         }
     }
