@@ -150,6 +150,23 @@ impl Scratch {
     }
 }
 
+impl ParsedLog<'_> {
+    /// Forget what a payload set: a repeated key wins, as in a JSON object read into a map.
+    fn clear_payload(&mut self) {
+        self.markets.clear();
+        (self.fixture, self.fixture_status, self.bet_stop) = (None, None, None);
+        (self.scores, self.game_state, self.extensions) = (None, None, None);
+    }
+
+    /// Back to a fresh log, keeping the capacity.
+    fn reset(&mut self) {
+        let (mut markets, mut odds) = (std::mem::take(&mut self.markets), std::mem::take(&mut self.odds));
+        markets.clear();
+        odds.clear();
+        *self = ParsedLog { markets, odds, ..ParsedLog::default() };
+    }
+}
+
 /// A line that could not be applied: the message names the JSON path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogError {
@@ -789,8 +806,80 @@ pub fn parse_log(line: &[u8]) -> Result<ParsedLog<'_>, LogError> {
 /// `parse_log` into the caller's (fresh) `ParsedLog`: the ~1.3 KB result is never copied.
 #[inline]
 pub fn parse_log_into<'a>(line: &'a [u8], log: &mut ParsedLog<'a>) -> Result<(), LogError> {
+    if parse_top_fast(&mut Parser::new(line), log).is_some() {
+        return Ok(());
+    }
+    // Read again from the start with the general walker, which says what is wrong.
+    log.reset();
     let mut p = Parser::new(line);
     parse_top(&mut p, log).map_err(|e| log_error(line, log, e))
+}
+
+/// The line's top level as the feed writes it (compact, known keys, `event_type` before
+/// `payload`), each key matched in place; None on anything else, and on any error, for
+/// `parse_top` to read the line again. Fills `log` exactly as `parse_top` would.
+fn parse_top_fast<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> Option<()> {
+    if p.peek()? != b'{' {
+        return None;
+    }
+    p.pos += 1;
+    loop {
+        let rest = p.buf.get(p.pos..p.pos + 18)?;
+        // The first letter of the key picks the candidates; each is one fixed-size compare.
+        match rest[1] {
+            b's' if rest.starts_with(b"\"sport_event_id\":") => {
+                p.pos += 17;
+                let start = p.pos;
+                log.sport_event_id = Some(string_fast(p)?);
+                log.sport_event_id_span = Some(start..p.pos);
+            }
+            b's' if rest.starts_with(b"\"sport_id\":") => {
+                p.pos += 11;
+                log.sport_id = Some(string_fast(p)?);
+            }
+            b'v' if rest.starts_with(b"\"version\":") => {
+                p.pos += 10;
+                let start = p.pos;
+                log.version = Some(string_fast(p)?);
+                log.version_span = Some(start..p.pos);
+            }
+            b't' if rest.starts_with(b"\"timestamp_ns\":") => {
+                p.pos += 15;
+                log.timestamp_ns = Some(int_field(p, "timestamp_ns").ok()?);
+            }
+            b'e' if rest.starts_with(b"\"event_type\":") => {
+                p.pos += 13;
+                let start = p.pos;
+                let name = string_fast(p)?;
+                log.kind = Some(Kind::from_name(&name));
+                log.event_type = Some(start..p.pos);
+            }
+            b'p' if rest.starts_with(b"\"payload\":") => {
+                p.pos += 10;
+                let kind = log.kind?;
+                log.clear_payload();
+                let start = p.pos;
+                parse_payload(p, log, kind).ok()?;
+                log.payload = Some(start..p.pos);
+            }
+            _ => return None,
+        }
+        match p.peek()? {
+            b',' => p.pos += 1,
+            b'}' => {
+                p.pos += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    // What `parse_top` checks last; it words the errors.
+    let ok = p.pos == p.buf.len()
+        && (log.kind == Some(Kind::Heartbeat)
+            || (log.sport_event_id.is_some()
+                && log.version.is_some()
+                && (log.payload.is_some() || log.kind == Some(Kind::Unknown))));
+    ok.then_some(())
 }
 
 fn parse_top<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> JResult<()> {
@@ -816,10 +905,7 @@ fn parse_top<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> JResult<()> {
             }
             "timestamp_ns" => log.timestamp_ns = Some(int_field(p, "timestamp_ns")?),
             "payload" => {
-                // A repeated key wins, as in a JSON object read into a map.
-                log.markets.clear();
-                (log.fixture, log.fixture_status, log.bet_stop) = (None, None, None);
-                (log.scores, log.game_state, log.extensions) = (None, None, None);
+                log.clear_payload();
                 let start = p.pos;
                 match log.kind {
                     // The feed sends event_type before payload: parse it in the same pass.
@@ -1782,6 +1868,60 @@ mod tests {
         for m in &markets[..4] {
             let (text, mut odds) = (format!("{m}]}}"), Vec::new());
             assert!(parse_market_fast(&mut Parser::new(text.as_bytes()), &mut odds).is_some(), "{m}");
+        }
+    }
+
+    /// A whole line read by `parse_log_into` (top-level fast path, then the walker) and by
+    /// the walker alone: the same log, or the same error, for lines as the feed writes them,
+    /// cut at every byte and with every byte replaced or inserted.
+    #[test]
+    fn the_top_level_fast_path_reads_exactly_what_the_walker_reads() {
+        let general = |line: &[u8]| -> Result<String, LogError> {
+            let mut log = ParsedLog::default();
+            parse_top(&mut Parser::new(line), &mut log).map_err(|e| log_error(line, &log, e))?;
+            Ok(format!("{log:?}"))
+        };
+        let both = |line: &[u8]| -> Result<String, LogError> {
+            let mut scratch = Scratch::default();
+            let mut log = scratch.log();
+            parse_log_into(line, &mut log)?;
+            Ok(format!("{log:?}"))
+        };
+        let lines = [
+            snap("e1", "v1", &format!("[{M1},{M2}]")),
+            upd_market("v2", M1),
+            r#"{"sport_event_id":"e1","sport_id":"tennis","version":"v3","timestamp_ns":1795331358930669039,"event_type":"bet_stop_updated","payload":{"bet_stop":true}}"#.into(),
+            r#"{"event_type":"heartbeat","timestamp_ns":5000}"#.into(),
+            r#"{"sport_event_id":"e\u0031","version":"v4","timestamp_ns":7,"event_type":"fixture_updated","payload":{"status":3,"type":0}}"#.into(),
+            r#"{"sport_event_id":"e1","version":"v5","event_type":"odds_changed_v9","payload":[1,{"a":null}]}"#.into(),
+        ];
+        let replacements = b" \"\\019-.e,:}]{[nx\xc3";
+        let mut fast = 0;
+        for line in &lines {
+            let line = line.as_bytes();
+            let mut check = |v: &[u8]| {
+                assert_eq!(both(v), general(v), "{:?}", String::from_utf8_lossy(v));
+                let mut log = ParsedLog::default();
+                fast += parse_top_fast(&mut Parser::new(v), &mut log).is_some() as usize;
+            };
+            check(line);
+            for cut in 0..line.len() {
+                check(&line[..cut]);
+            }
+            for i in 0..line.len() {
+                for &r in replacements {
+                    let mut v = line.to_vec();
+                    v[i] = r;
+                    check(&v);
+                    v.insert(i, r);
+                    check(&v);
+                }
+            }
+        }
+        assert!(fast > 1000, "{fast}");
+        for line in &lines {
+            let mut log = ParsedLog::default();
+            assert!(parse_top_fast(&mut Parser::new(line.as_bytes()), &mut log).is_some(), "{line}");
         }
     }
 
