@@ -397,6 +397,22 @@ impl SportEvent {
     }
 }
 
+/// Ask the CPU for the first cache lines of a bytes line (a hint: nothing is read here).
+fn prefetch_frame(obj: &Bound<'_, PyAny>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        let data = b.as_bytes();
+        for off in (0..data.len().min(512)).step_by(64) {
+            // SAFETY: a prefetch is a hint and never faults; the address is inside `data`.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(off).cast());
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = obj;
+}
+
 /// The replicated DATA.BET state: one row per live odd, in numpy columns.
 #[pyclass(module = "oddswire_native")]
 pub struct OddsTable {
@@ -480,9 +496,23 @@ impl OddsTable {
         lines: &Bound<'py, PyAny>,
         results: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        // A batch in a list (a backlog, a recording) is often cold in the cache: start loading
+        // the next line while this one is applied. Only a list is looked ahead into, so an
+        // iterator is never advanced past a line that fails.
+        let list = lines.cast::<PyList>().ok().filter(|_| lines.is_exact_instance_of::<PyList>());
+        let prefetch_after = |i: usize| {
+            if let Some(l) = list {
+                if i + 1 < l.len() {
+                    if let Ok(next) = l.get_item(i + 1) {
+                        prefetch_frame(&next);
+                    }
+                }
+            }
+        };
         if !results {
             let mut n = 0usize;
             for line in lines.try_iter()? {
+                prefetch_after(n);
                 if let Err(e) = self.apply_line(py, &line?, Some(n)) {
                     let _ = e.value(py).setattr("applied", n);
                     return Err(e);
@@ -493,6 +523,7 @@ impl OddsTable {
         }
         let out = PyList::empty(py);
         for (i, line) in lines.try_iter()?.enumerate() {
+            prefetch_after(i);
             match self.apply_one(py, &line?, Some(i)) {
                 Ok(a) => out.append(a)?,
                 Err(e) => {
