@@ -399,18 +399,10 @@ impl SportEvent {
 
 /// Ask the CPU for the first cache lines of a bytes line (a hint: nothing is read here).
 fn prefetch_frame(obj: &Bound<'_, PyAny>) {
-    #[cfg(target_arch = "x86_64")]
     if let Ok(b) = obj.cast::<PyBytes>() {
         let data = b.as_bytes();
-        for off in (0..data.len().min(512)).step_by(64) {
-            // SAFETY: a prefetch is a hint and never faults; the address is inside `data`.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().add(off).cast());
-            }
-        }
+        crate::prefetch(data.as_ptr(), data.len().min(512));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = obj;
 }
 
 /// The replicated DATA.BET state: one row per live odd, in numpy columns.

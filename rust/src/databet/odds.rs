@@ -1246,11 +1246,19 @@ impl<S: ColumnStore> OddsCore<S> {
     /// Replace one market of an event with the parsed one (its odds exactly). Odds keep
     /// their rows by id; a new id takes the row of an odd that is gone (rows reused by
     /// position, so a reshaped market allocates nothing); the rest are freed in place.
-    fn put_market(&mut self, ev: u32, pm: &ParsedMarket<'_>, odds: &[ParsedOdd<'_>], out: &mut Outcome) {
-        let mid = Id::new(&pm.id);
-        let slot = match self.market_index.get(&(ev, mid.clone())) {
-            Some(&s) => s,
+    /// `known` is the market's slot when the caller already looked it up.
+    fn put_market(
+        &mut self,
+        ev: u32,
+        pm: &ParsedMarket<'_>,
+        known: Option<u32>,
+        odds: &[ParsedOdd<'_>],
+        out: &mut Outcome,
+    ) {
+        let slot = match known.or_else(|| self.market_index.get(&(ev, Id::new(&pm.id))).copied()) {
+            Some(s) => s,
             None => {
+                let mid = Id::new(&pm.id);
                 let s = self.alloc_market(Market {
                     id: mid.clone(),
                     event: ev,
@@ -1416,7 +1424,7 @@ impl<S: ColumnStore> OddsCore<S> {
         match kind {
             Kind::Snapshot | Kind::Added => {
                 for pm in &log.markets {
-                    self.put_market(ev, pm, &log.odds, &mut out);
+                    self.put_market(ev, pm, None, &log.odds, &mut out);
                 }
                 // Markets the snapshot did not write are gone (the list is filtered in place).
                 let gen = self.line_gen;
@@ -1443,8 +1451,21 @@ impl<S: ColumnStore> OddsCore<S> {
                 self.set_status(ev, log.fixture_status.unwrap_or(0), log.timestamp_ns);
             }
             Kind::Markets => {
+                // Look the line's markets up first and ask for their memory, so that their
+                // cache misses overlap instead of following one another. (No market goes
+                // away during an update: the slots stay valid; one the line adds is looked
+                // up again by put_market, so a repeated id finds it.)
+                let mut found: SmallVec<[Option<u32>; 8]> = SmallVec::new();
                 for pm in &log.markets {
-                    self.put_market(ev, pm, &log.odds, &mut out);
+                    let slot = self.market_index.get(&(ev, Id::new(&pm.id))).copied();
+                    if let Some(s) = slot {
+                        let m = &self.markets[s as usize];
+                        crate::prefetch((m as *const Option<Market>).cast(), std::mem::size_of::<Option<Market>>());
+                    }
+                    found.push(slot);
+                }
+                for (pm, slot) in log.markets.iter().zip(found) {
+                    self.put_market(ev, pm, slot, &log.odds, &mut out);
                 }
             }
             Kind::BetStop => self.events[ev as usize].as_mut().unwrap().bet_stop = log.bet_stop.unwrap(),
