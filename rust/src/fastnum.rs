@@ -239,6 +239,37 @@ pub fn not_plain(w: u64) -> u64 {
         | (w & HI)
 }
 
+/// Where the first byte of `buf[at..at + 16]` that `not_plain` flags is (0..16), or 16 when
+/// there is none; the caller checked the bounds. SSE2 (always there on x86_64) compares the
+/// sixteen bytes at once: '"', '\\', and below 0x20 or from 0x80 up (one signed compare).
+#[inline(always)]
+pub fn first_not_plain16(buf: &[u8], at: usize) -> usize {
+    let b: &[u8; 16] = buf[at..at + 16].try_into().unwrap();
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes of `b`.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let control_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control_or_high)) as u32
+        };
+        (mask | 1 << 16).trailing_zeros() as usize
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        match not_plain(word(0)) {
+            0 => 8 + (not_plain(word(8)).trailing_zeros() / 8) as usize,
+            m => (m.trailing_zeros() / 8) as usize,
+        }
+    }
+}
+
 /// The position of the '"' closing a JSON string whose contents start at `buf[pos]`, when
 /// every byte before it is printable ASCII other than '\\' (no escape, no UTF-8 to check).
 /// `None` otherwise, or when there is no closing quote.
@@ -267,6 +298,27 @@ pub fn plain_ascii_string_end(buf: &[u8], mut pos: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sixteen_byte_scan_finds_what_the_eight_byte_one_finds() {
+        // Every byte value at every position of a plain window, and two flagged bytes.
+        let flagged = |c: u8| not_plain(u64::from_le_bytes([c, b'a', b'a', b'a', b'a', b'a', b'a', b'a'])) & 0x80 != 0;
+        for pos in 0..16 {
+            for c in 0..=255u8 {
+                let mut b = *b"abcdefghijklmnop";
+                b[pos] = c;
+                assert_eq!(first_not_plain16(&b, 0), if flagged(c) { pos } else { 16 }, "{c:#x} at {pos}");
+                if pos < 15 {
+                    b[15] = b'"';
+                    assert_eq!(first_not_plain16(&b, 0), if flagged(c) { pos } else { 15 });
+                }
+            }
+        }
+        assert!(flagged(b'"') && flagged(b'\\') && flagged(0x1f) && flagged(0x80) && !flagged(0x7f) && !flagged(b' '));
+        let text = b"xx{\"gin:9d34f61f-7446-4f99\xc3\xa9\"}";
+        assert_eq!(first_not_plain16(text, 4), 16);
+        assert_eq!(first_not_plain16(text, 14), 12);
+    }
     use crate::json::{Number, Parser};
 
     fn word(s: &str) -> u64 {

@@ -34,6 +34,59 @@ fn special_bytes(x: u64) -> u64 {
     zero(x ^ (LO * b'"' as u64)) | zero(x ^ (LO * b'\\' as u64)) | (x.wrapping_sub(LO * 0x20) & !x & HI)
 }
 
+/// An object member's key as compact JSON writes it, quotes and ':' included (`"id":`), as
+/// two little-endian words: a member starts with it exactly when the 16 bytes there, masked,
+/// equal these (`MemberKey::is_at`). Hot paths dispatch on keys with it instead of scanning
+/// each key for its closing quote; keys of up to 13 bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberKey {
+    lo: u64,
+    hi: u64,
+    lo_mask: u64,
+    hi_mask: u64,
+    /// Bytes from the opening quote to the value: the key's length + 3.
+    pub len: usize,
+}
+
+impl MemberKey {
+    pub const fn new(key: &str) -> MemberKey {
+        let k = key.as_bytes();
+        let len = k.len() + 3;
+        assert!(len <= 16, "MemberKey holds keys of up to 13 bytes");
+        let mut bytes = [0u8; 16];
+        bytes[0] = b'"';
+        let mut i = 0;
+        while i < k.len() {
+            bytes[i + 1] = k[i];
+            i += 1;
+        }
+        bytes[k.len() + 1] = b'"';
+        bytes[k.len() + 2] = b':';
+        let (mut lo, mut hi) = (0u64, 0u64);
+        i = 0;
+        while i < 8 {
+            lo |= (bytes[i] as u64) << (8 * i);
+            hi |= (bytes[i + 8] as u64) << (8 * i);
+            i += 1;
+        }
+        let lo_mask = if len >= 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
+        let hi_mask = if len <= 8 {
+            0
+        } else if len == 16 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * (len - 8))) - 1
+        };
+        MemberKey { lo, hi, lo_mask, hi_mask, len }
+    }
+
+    /// Whether the 16 bytes `words` (from `Parser::words16`) start with this key and its ':'.
+    #[inline(always)]
+    pub fn is_at(&self, words: (u64, u64)) -> bool {
+        (words.0 & self.lo_mask) == self.lo && (words.1 & self.hi_mask) == self.hi
+    }
+}
+
 pub struct Parser<'a> {
     pub buf: &'a [u8],
     pub pos: usize,
@@ -66,6 +119,15 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
+    }
+
+    /// The 16 bytes at the position as two little-endian words (for `MemberKey::is_at`);
+    /// None within 16 bytes of the end, where callers take their general path.
+    #[inline(always)]
+    pub fn words16(&self) -> Option<(u64, u64)> {
+        let b = self.buf.get(self.pos..self.pos + 16)?;
+        let (lo, hi) = b.split_at(8);
+        Some((u64::from_le_bytes(lo.try_into().unwrap()), u64::from_le_bytes(hi.try_into().unwrap())))
     }
 
     #[inline]
@@ -109,13 +171,26 @@ impl<'a> Parser<'a> {
     /// A string; borrowed from the input when it has no escapes.
     #[inline(always)]
     pub fn string(&mut self) -> JResult<Cow<'a, str>> {
-        // Most keys, ids and skipped strings are plain printable ASCII: scan them eight bytes
-        // at a time without a call; a backslash, control or non-ASCII byte (or the end of
+        // Most keys, ids and skipped strings are plain printable ASCII: scan them sixteen
+        // bytes at a time (eight near the end of the buffer) without a call; a backslash, control or non-ASCII byte (or the end of
         // the buffer) leaves the rest to the general scanner from the opening quote.
         let buf = self.buf;
         if buf.get(self.pos) == Some(&b'"') {
             let start = self.pos + 1;
             let mut at = start;
+            while at + 16 <= buf.len() {
+                let k = fastnum::first_not_plain16(buf, at);
+                if k < 16 {
+                    let end = at + k;
+                    if buf[end] != b'"' {
+                        return self.string_general();
+                    }
+                    self.pos = end + 1;
+                    // SAFETY: every byte before the quote is printable ASCII (checked above).
+                    return Ok(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(&buf[start..end]) }));
+                }
+                at += 16;
+            }
             while at + 8 <= buf.len() {
                 let m = fastnum::not_plain(u64::from_le_bytes(buf[at..at + 8].try_into().unwrap()));
                 if m != 0 {
@@ -350,6 +425,11 @@ impl<'a> Parser<'a> {
 
     /// Skip one value, checking it strictly.
     pub fn skip_value(&mut self, depth: usize) -> JResult<()> {
+        let start = self.pos;
+        if self.skip_flat::<false>(depth) {
+            return Ok(());
+        }
+        self.pos = start;
         self.skip::<false>(depth).map_err(SkipError::into_json)
     }
 
@@ -357,7 +437,107 @@ impl<'a> Parser<'a> {
     /// numbers orjson cannot read back exactly (an integer outside [-2**63, 2**64-1]; a float
     /// that overflows, which `number` refuses anyway), reporting where the number is.
     pub fn skip_value_exact(&mut self, depth: usize) -> Result<(), SkipError> {
+        let start = self.pos;
+        if self.skip_flat::<true>(depth) {
+            return Ok(());
+        }
+        self.pos = start;
         self.skip::<true>(depth)
+    }
+
+    /// `skip`'s fast path: one loop over the value with the open containers as bits (no
+    /// recursion, no error values). True when the value is well-formed and every check `skip`
+    /// makes passed; false on anything it would refuse, or on nesting past 64 levels here,
+    /// and the caller walks the value again with `skip` from its start to report it.
+    fn skip_flat<const EXACT: bool>(&mut self, depth: usize) -> bool {
+        if depth + 64 > MAX_DEPTH {
+            return false;
+        }
+        // Bit i of `objects` is set when the container at level i is an object.
+        let (mut objects, mut level) = (0u64, 0u32);
+        loop {
+            // At a value.
+            self.ws();
+            match self.peek() {
+                Some(b'"') => {
+                    if self.string().is_err() {
+                        return false;
+                    }
+                }
+                Some(b'-' | b'0'..=b'9') => match self.number() {
+                    Ok(Number::Int(_) | Number::Float(_)) => {}
+                    Ok(Number::BigInt(digits)) if !EXACT || digits.parse::<u64>().is_ok() => {}
+                    _ => return false,
+                },
+                Some(b't') if self.buf[self.pos..].starts_with(b"true") => self.pos += 4,
+                Some(b'f') if self.buf[self.pos..].starts_with(b"false") => self.pos += 5,
+                Some(b'n') if self.buf[self.pos..].starts_with(b"null") => self.pos += 4,
+                Some(open @ (b'{' | b'[')) => {
+                    self.pos += 1;
+                    self.ws();
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.pos += 1;
+                    } else {
+                        if level == 64 {
+                            return false;
+                        }
+                        if open == b'{' {
+                            objects |= 1 << level;
+                            if !self.key_colon() {
+                                return false;
+                            }
+                        } else {
+                            objects &= !(1 << level);
+                        }
+                        level += 1;
+                        continue;
+                    }
+                }
+                _ => return false,
+            }
+            // After a value: close what ends here, then on to the next value.
+            loop {
+                if level == 0 {
+                    return true;
+                }
+                self.ws();
+                let in_object = objects >> (level - 1) & 1 == 1;
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        if in_object && !self.key_colon() {
+                            return false;
+                        }
+                        break;
+                    }
+                    Some(b'}') if in_object => {
+                        self.pos += 1;
+                        level -= 1;
+                    }
+                    Some(b']') if !in_object => {
+                        self.pos += 1;
+                        level -= 1;
+                    }
+                    _ => return false,
+                }
+            }
+        }
+    }
+
+    /// A member's key and its ':' (for `skip_flat`): false when they are not there.
+    #[inline(always)]
+    fn key_colon(&mut self) -> bool {
+        self.ws();
+        if self.peek() != Some(b'"') || self.string().is_err() {
+            return false;
+        }
+        self.ws();
+        if self.peek() != Some(b':') {
+            return false;
+        }
+        self.pos += 1;
+        true
     }
 
     fn skip_error(&self, message: &str) -> SkipError {
@@ -583,6 +763,36 @@ mod tests {
         for bad in ["01", ".5", "1.", "+1", "1e", "0x1A", "NaN", "Infinity", "-", "1e400"] {
             assert!(num(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn member_keys_match_exactly_their_compact_member() {
+        let at = |s: &str| {
+            let mut b = s.as_bytes().to_vec();
+            b.resize(b.len().max(16), b' ');
+            let p = Parser::new(&b);
+            p.words16().unwrap()
+        };
+        let keys = ["id", "value", "status", "is_active", "probability", "template", "odds", "x", "thirteen_byte"];
+        for k in keys {
+            let key = MemberKey::new(k);
+            assert_eq!(key.len, k.len() + 3);
+            for other in keys {
+                for tail in ["1", "\"1\"", "{}"] {
+                    let member = format!("\"{other}\":{tail}");
+                    assert_eq!(key.is_at(at(&member)), k == other, "{k} vs {member}");
+                }
+            }
+            // A longer key, a shorter one, white space, a missing colon: no match.
+            for near in [format!("\"{k}x\":1"), format!("\"{k}\" :1"), format!("\"{k}\"1"), format!("{k}\":1")] {
+                assert!(!key.is_at(at(&near)), "{k} vs {near}");
+            }
+            if k.len() > 1 {
+                assert!(!key.is_at(at(&format!("\"{}\":1", &k[..k.len() - 1]))));
+            }
+        }
+        // Near the end of the buffer there are no words: the caller's general path.
+        assert_eq!(Parser::new(b"\"id\":1}").words16(), None);
     }
 
     #[test]

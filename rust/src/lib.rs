@@ -24,6 +24,19 @@ pub(crate) fn frame_bytes<'a>(frame: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]>
     Err(pyo3::exceptions::PyTypeError::new_err("frame must be bytes or str"))
 }
 
+/// Ask the CPU to start loading `len` bytes at `ptr` into the cache, one line at a time:
+/// a hint that never faults and reads nothing, so any address is allowed.
+#[inline(always)]
+pub(crate) fn prefetch(ptr: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..len).step_by(64) {
+        // SAFETY: PREFETCHT0 is a hint; it does not access memory architecturally.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.wrapping_add(off).cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
+}
+
 pub fn build_profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"

@@ -238,6 +238,22 @@ def test_apply_many_without_results_counts_the_lines_it_applied(lines):
     assert_same_state(fast, twin)
 
 
+@pytest.mark.parametrize("impl", [OddsTable, reference.OddsTable])
+@pytest.mark.parametrize("results", [True, False])
+def test_apply_many_reads_an_iterator_no_further_than_a_bad_line(impl, results):
+    # A list is looked ahead into (the next line is prefetched); an iterator never is.
+    good, bad, after = snapshot("e0", [market()]), b'{"event_type":', snapshot("e1")
+    it = iter([good, bad, after])
+    with pytest.raises(DecodeError) as e:
+        impl().apply_many(it, results=results)
+    assert e.value.index == 1
+    assert next(it) == after
+    table = impl()
+    with pytest.raises(DecodeError) as e:
+        table.apply_many([good, bad, after], results=results)
+    assert e.value.index == 1 and "e0" in table and "e1" not in table
+
+
 def test_applied_is_not_gc_tracked_and_reprs_like_python():
     t = OddsTable()
     a = t.apply(snapshot("e0", [market()]))

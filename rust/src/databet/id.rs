@@ -62,8 +62,12 @@ impl Hash for Id {
     fn hash<H: Hasher>(&self, state: &mut H) {
         match self {
             Id::Inline { len, bytes } => {
-                state.write_u8(*len);
-                state.write(bytes);
+                // Three words (the length and the zero-padded bytes), not a byte slice: the
+                // hasher folds each in one step.
+                let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+                state.write_u64(u64::from(*len) | word(0) << 8);
+                state.write_u64(word(7));
+                state.write_u64(word(14));
             }
             Id::Heap(s) => {
                 state.write_u8(u8::MAX);

@@ -15,7 +15,7 @@ use crate::betcore::untracked;
 use crate::errors::{build, loads};
 use crate::frame_bytes;
 use crate::json::Parser;
-use odds::{parse_log_into, Cols, ColumnStore, Kind, LogError, OddsCore, Outcome, ParsedLog};
+use odds::{parse_log_into, Cols, ColumnStore, Kind, LogError, OddsCore, Outcome};
 
 /// A DATA.BET line that could not be applied; `index` is its position in an `apply_many` batch.
 fn log_error(py: Python<'_>, e: &LogError, index: Option<usize>) -> PyErr {
@@ -405,6 +405,14 @@ impl SportEvent {
     }
 }
 
+/// Ask the CPU for the first cache lines of a bytes line (a hint: nothing is read here).
+fn prefetch_frame(obj: &Bound<'_, PyAny>) {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        let data = b.as_bytes();
+        crate::prefetch(data.as_ptr(), data.len().min(512));
+    }
+}
+
 /// The replicated DATA.BET state: one row per live odd, in numpy columns.
 #[pyclass(module = "oddswire_native")]
 pub struct OddsTable {
@@ -425,8 +433,11 @@ impl OddsTable {
         index: Option<usize>,
     ) -> PyResult<Bound<'py, Applied>> {
         let buf = frame_bytes(line)?;
-        let mut log = ParsedLog::default();
-        parse_log_into(buf, &mut log).map_err(|e| log_error(py, &e, index))?;
+        let mut log = self.core.scratch.log();
+        if let Err(e) = parse_log_into(buf, &mut log) {
+            self.core.scratch.keep(log);
+            return Err(log_error(py, &e, index));
+        }
         let outcome = self.core.apply_parsed(buf, &log);
         let applied = Applied {
             kind: log.kind.expect("parsed"),
@@ -438,6 +449,7 @@ impl OddsTable {
             timestamp_ns: log.timestamp_ns,
             outcome,
         };
+        self.core.scratch.keep(log);
         // An exact bytes or str holds no references, so the result can never be part of a
         // cycle: untracked, a batch of them costs the collector nothing. (A subclass instance
         // may carry a __dict__ that points back, so it stays tracked, and __traverse__
@@ -485,9 +497,23 @@ impl OddsTable {
         lines: &Bound<'py, PyAny>,
         results: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        // A batch in a list (a backlog, a recording) is often cold in the cache: start loading
+        // the next line while this one is applied. Only a list is looked ahead into, so an
+        // iterator is never advanced past a line that fails.
+        let list = lines.cast::<PyList>().ok().filter(|_| lines.is_exact_instance_of::<PyList>());
+        let prefetch_after = |i: usize| {
+            if let Some(l) = list {
+                if i + 1 < l.len() {
+                    if let Ok(next) = l.get_item(i + 1) {
+                        prefetch_frame(&next);
+                    }
+                }
+            }
+        };
         if !results {
             let mut n = 0usize;
             for line in lines.try_iter()? {
+                prefetch_after(n);
                 if let Err(e) = self.apply_line(py, &line?, Some(n)) {
                     let _ = e.value(py).setattr("applied", n);
                     return Err(e);
@@ -498,6 +524,7 @@ impl OddsTable {
         }
         let out = PyList::empty(py);
         for (i, line) in lines.try_iter()?.enumerate() {
+            prefetch_after(i);
             match self.apply_one(py, &line?, Some(i)) {
                 Ok(a) => out.append(a)?,
                 Err(e) => {

@@ -11,7 +11,7 @@ use ahash::AHashMap;
 use smallvec::SmallVec;
 
 use super::id::{Id, OddId};
-use crate::json::{JResult, JsonError, Number, Parser, SkipError, NUMBER_OUT_OF_RANGE};
+use crate::json::{JResult, JsonError, MemberKey, Number, Parser, SkipError, NUMBER_OUT_OF_RANGE};
 
 /// What a log line is, by its `event_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,14 +103,68 @@ pub struct ParsedLog<'a> {
     pub version_span: Option<Range<usize>>,
     pub timestamp_ns: Option<i64>,
     pub payload: Option<Range<usize>>,
-    pub markets: SmallVec<[ParsedMarket<'a>; 4]>,
-    pub odds: SmallVec<[ParsedOdd<'a>; 16]>,
+    pub markets: Vec<ParsedMarket<'a>>,
+    pub odds: Vec<ParsedOdd<'a>>,
     pub fixture: Option<Range<usize>>,
     pub fixture_status: Option<i8>,
     pub bet_stop: Option<bool>,
     pub scores: Option<Range<usize>>,
     pub game_state: Option<Range<usize>>,
     pub extensions: Option<Range<usize>>,
+}
+
+/// The capacity of a line's parsed markets and odds, kept by the table between lines so a
+/// line allocates nothing to parse (`log` lends it to a line, `keep` takes it back).
+#[derive(Default)]
+pub struct Scratch {
+    markets: Vec<ParsedMarket<'static>>,
+    odds: Vec<ParsedOdd<'static>>,
+}
+
+/// An emptied Vec with its allocation, for elements that differ only in their lifetime.
+macro_rules! recycle {
+    ($v:expr, $t:ident) => {{
+        let mut v = std::mem::ManuallyDrop::new($v);
+        v.clear();
+        // SAFETY: the Vec is empty, and `$t<'x>` has the same layout for every lifetime 'x.
+        unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<$t<'_>>(), 0, v.capacity()) }
+    }};
+}
+
+impl Scratch {
+    /// An empty `ParsedLog` for one line, parsing into this scratch's capacity.
+    #[inline(always)]
+    pub fn log<'a>(&mut self) -> ParsedLog<'a> {
+        ParsedLog {
+            markets: recycle!(std::mem::take(&mut self.markets), ParsedMarket),
+            odds: recycle!(std::mem::take(&mut self.odds), ParsedOdd),
+            ..ParsedLog::default()
+        }
+    }
+
+    /// Take back the capacity of a line's log once it is applied (or refused).
+    #[inline(always)]
+    pub fn keep(&mut self, log: ParsedLog<'_>) {
+        self.markets = recycle!(log.markets, ParsedMarket);
+        self.odds = recycle!(log.odds, ParsedOdd);
+    }
+}
+
+impl ParsedLog<'_> {
+    /// Forget what a payload set: a repeated key wins, as in a JSON object read into a map.
+    fn clear_payload(&mut self) {
+        self.markets.clear();
+        (self.fixture, self.fixture_status, self.bet_stop) = (None, None, None);
+        (self.scores, self.game_state, self.extensions) = (None, None, None);
+    }
+
+    /// Back to a fresh log, keeping the capacity.
+    fn reset(&mut self) {
+        let (mut markets, mut odds) = (std::mem::take(&mut self.markets), std::mem::take(&mut self.odds));
+        markets.clear();
+        odds.clear();
+        *self = ParsedLog { markets, odds, ..ParsedLog::default() };
+    }
 }
 
 /// A line that could not be applied: the message names the JSON path.
@@ -186,6 +240,20 @@ fn string_field<'a>(p: &mut Parser<'a>, field: &str) -> JResult<Cow<'a, str>> {
 
 #[inline]
 fn int_field(p: &mut Parser<'_>, field: &str) -> JResult<i64> {
+    // A non-negative integer of up to 19 digits (a timestamp in ns has 19), read in place.
+    let buf = p.buf;
+    if let Some(w) = buf.get(p.pos..p.pos + 20) {
+        let (mut v, mut n) = (0u64, 0);
+        while n < 19 && w[n].is_ascii_digit() {
+            v = v * 10 + u64::from(w[n] - b'0');
+            n += 1;
+        }
+        let plain = n > 0 && !(n > 1 && w[0] == b'0') && !matches!(w[n], b'0'..=b'9' | b'.' | b'e' | b'E');
+        if plain && v <= i64::MAX as u64 {
+            p.pos += n;
+            return Ok(v as i64);
+        }
+    }
     if !matches!(p.peek(), Some(b'-' | b'0'..=b'9')) {
         return typed_err(p, field, "an integer");
     }
@@ -349,7 +417,235 @@ fn parse_odd<'a>(p: &mut Parser<'a>) -> JResult<ParsedOdd<'a>> {
     })
 }
 
-fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut SmallVec<[ParsedOdd<'a>; 16]>) -> JResult<ParsedMarket<'a>> {
+// Compact fast path. Markets and odds as the feed writes them (no white space, known keys)
+// are read with each key matched in place by two word compares; anything else (white space,
+// another key, a value of another form, an error) returns None, and the caller reads that
+// market again from its start with the general walker above, which says what is wrong. The
+// fast path changes nothing but the parser position and what it pushes, so falling back
+// after a partial read is exact.
+
+const K_ID: MemberKey = MemberKey::new("id");
+const K_VALUE: MemberKey = MemberKey::new("value");
+const K_PROBABILITY: MemberKey = MemberKey::new("probability");
+const K_STATUS: MemberKey = MemberKey::new("status");
+const K_TEMPLATE: MemberKey = MemberKey::new("template");
+const K_IS_ACTIVE: MemberKey = MemberKey::new("is_active");
+const K_TYPE_ID: MemberKey = MemberKey::new("type_id");
+const K_SPECIFIERS: MemberKey = MemberKey::new("specifiers");
+const K_ODDS: MemberKey = MemberKey::new("odds");
+
+/// A decimal string of at most 14 digits and no sign ("2.27", "0.5350", "12"), read in place
+/// one byte at a time (prices are 3-5 digits: a loop beats eight-byte windows here). The
+/// mantissa and the power of ten are exact doubles, so one division rounds correctly
+/// (Clinger), giving `decimal_field`'s value; anything else is left to it.
+#[inline(always)]
+fn decimal_fast(p: &mut Parser<'_>) -> Option<f64> {
+    // The quotes, up to 14 digits and the point fit in 17 bytes; a fixed window checks the
+    // bounds once.
+    let b: &[u8; 17] = p.buf.get(p.pos..p.pos + 17)?.try_into().ok()?;
+    if b[0] != b'"' || (b[1] == b'0' && b[2].is_ascii_digit()) {
+        return None;
+    }
+    let mut m = 0u64;
+    let mut j = 1;
+    while j < 16 && b[j].is_ascii_digit() {
+        m = m * 10 + u64::from(b[j] - b'0');
+        j += 1;
+    }
+    if j == 1 {
+        return None;
+    }
+    let mut frac = 0;
+    if b[j] == b'.' {
+        j += 1;
+        while j < 16 && b[j].is_ascii_digit() {
+            m = m * 10 + u64::from(b[j] - b'0');
+            j += 1;
+            frac += 1;
+        }
+        if frac == 0 {
+            return None;
+        }
+    }
+    if b[j] != b'"' {
+        return None;
+    }
+    p.pos += j + 1;
+    Some(m as f64 / POW10[frac])
+}
+
+/// A status of one digit (what the feed sends).
+#[inline(always)]
+fn status_fast(p: &mut Parser<'_>) -> Option<i8> {
+    match p.buf.get(p.pos) {
+        Some(&d @ b'0'..=b'9') => {
+            p.pos += 1;
+            Some((d - b'0') as i8)
+        }
+        _ => None,
+    }
+}
+
+#[inline(always)]
+fn bool_fast(p: &mut Parser<'_>) -> Option<bool> {
+    let b = p.buf.get(p.pos..p.pos + 5)?;
+    if b[..4] == *b"true" {
+        p.pos += 4;
+        Some(true)
+    } else if b == b"false" {
+        p.pos += 5;
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A string value without escapes or with them (`Parser::string` reads both).
+#[inline(always)]
+fn string_fast<'a>(p: &mut Parser<'a>) -> Option<Cow<'a, str>> {
+    if p.peek() != Some(b'"') {
+        return None;
+    }
+    p.string().ok()
+}
+
+/// A non-negative integer of up to 18 digits, no leading zero (a type id: a few digits).
+#[inline(always)]
+fn uint_fast(p: &mut Parser<'_>) -> Option<i64> {
+    let buf = p.buf;
+    let start = p.pos;
+    let mut v = 0i64;
+    let mut i = start;
+    while let Some(&d @ b'0'..=b'9') = buf.get(i) {
+        v = v * 10 + i64::from(d - b'0');
+        i += 1;
+        if i - start > 18 {
+            return None;
+        }
+    }
+    if i == start || (i - start > 1 && buf[start] == b'0') {
+        return None;
+    }
+    p.pos = i;
+    Some(v)
+}
+
+/// After a member: ',' (true, more follow) or '}' (false, the object ended).
+#[inline(always)]
+fn next_member(p: &mut Parser<'_>) -> Option<bool> {
+    let c = p.peek()?;
+    p.pos += 1;
+    match c {
+        b',' => Some(true),
+        b'}' => Some(false),
+        _ => None,
+    }
+}
+
+/// One odd object at its '{'.
+#[inline(always)]
+fn parse_odd_fast<'a>(p: &mut Parser<'a>) -> Option<ParsedOdd<'a>> {
+    p.pos += 1;
+    let (mut id, mut value, mut status, mut active) = (None, None, None, None);
+    let mut probability = f64::NAN;
+    loop {
+        let w = p.words16()?;
+        // The first letter of the key picks the candidates: one or two compares.
+        match (w.0 >> 8) as u8 {
+            b'i' if K_ID.is_at(w) => {
+                p.pos += K_ID.len;
+                id = Some(string_fast(p)?);
+            }
+            b'i' if K_IS_ACTIVE.is_at(w) => {
+                p.pos += K_IS_ACTIVE.len;
+                active = Some(bool_fast(p)?);
+            }
+            b'v' if K_VALUE.is_at(w) => {
+                p.pos += K_VALUE.len;
+                value = Some(decimal_fast(p)?);
+            }
+            b'p' if K_PROBABILITY.is_at(w) => {
+                p.pos += K_PROBABILITY.len;
+                if p.buf.get(p.pos..p.pos + 4) == Some(b"null") {
+                    p.pos += 4; // as the general path: null leaves what an earlier key set
+                } else {
+                    probability = decimal_fast(p)?;
+                }
+            }
+            b's' if K_STATUS.is_at(w) => {
+                p.pos += K_STATUS.len;
+                status = Some(status_fast(p)?);
+            }
+            b't' if K_TEMPLATE.is_at(w) => {
+                p.pos += K_TEMPLATE.len;
+                string_fast(p)?;
+            }
+            _ => return None,
+        }
+        if !next_member(p)? {
+            break;
+        }
+    }
+    Some(ParsedOdd { id: id?, value: value?, probability, status: status?, is_active: active? })
+}
+
+/// One market object at its '{', its odds pushed onto `odds`.
+#[inline]
+fn parse_market_fast<'a>(p: &mut Parser<'a>, odds: &mut Vec<ParsedOdd<'a>>) -> Option<ParsedMarket<'a>> {
+    p.pos += 1;
+    let (mut id, mut status, mut range) = (None, None, None);
+    let mut type_id = 0i64;
+    let mut specifiers = Cow::Borrowed("");
+    loop {
+        let w = p.words16()?;
+        if K_ID.is_at(w) {
+            p.pos += K_ID.len;
+            id = Some(string_fast(p)?);
+        } else if K_STATUS.is_at(w) {
+            p.pos += K_STATUS.len;
+            status = Some(status_fast(p)?);
+        } else if K_ODDS.is_at(w) {
+            p.pos += K_ODDS.len;
+            if p.peek()? != b'[' {
+                return None;
+            }
+            p.pos += 1;
+            let first = odds.len();
+            if p.peek()? == b']' {
+                p.pos += 1;
+            } else {
+                loop {
+                    if p.peek()? != b'{' {
+                        return None;
+                    }
+                    odds.push(parse_odd_fast(p)?);
+                    let c = p.peek()?;
+                    p.pos += 1;
+                    match c {
+                        b',' => {}
+                        b']' => break,
+                        _ => return None,
+                    }
+                }
+            }
+            range = Some(first..odds.len());
+        } else if K_TYPE_ID.is_at(w) {
+            p.pos += K_TYPE_ID.len;
+            type_id = uint_fast(p)?;
+        } else if K_SPECIFIERS.is_at(w) {
+            p.pos += K_SPECIFIERS.len;
+            specifiers = string_fast(p)?;
+        } else {
+            return None;
+        }
+        if !next_member(p)? {
+            break;
+        }
+    }
+    Some(ParsedMarket { id: id?, status: status?, type_id, specifiers, odds: range? })
+}
+
+fn parse_market<'a>(p: &mut Parser<'a>, odds: &mut Vec<ParsedOdd<'a>>) -> JResult<ParsedMarket<'a>> {
     let (mut id, mut status, mut range) = (None, None, None);
     let mut type_id = 0i64;
     let mut specifiers = Cow::Borrowed("");
@@ -401,7 +697,16 @@ fn parse_markets<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>, path: &str) ->
     let (markets, odds) = (&mut log.markets, &mut log.odds);
     markets.clear();
     p.elements(|p, i| {
-        let m = parse_market(p, odds).map_err(|e| with_path(e, || format!("{path}[{i}]")))?;
+        let (start, first) = (p.pos, odds.len());
+        let fast = if p.peek() == Some(b'{') { parse_market_fast(p, odds) } else { None };
+        let m = match fast {
+            Some(m) => m,
+            None => {
+                p.pos = start;
+                odds.truncate(first);
+                parse_market(p, odds).map_err(|e| with_path(e, || format!("{path}[{i}]")))?
+            }
+        };
         markets.push(m);
         Ok(())
     })
@@ -501,8 +806,80 @@ pub fn parse_log(line: &[u8]) -> Result<ParsedLog<'_>, LogError> {
 /// `parse_log` into the caller's (fresh) `ParsedLog`: the ~1.3 KB result is never copied.
 #[inline]
 pub fn parse_log_into<'a>(line: &'a [u8], log: &mut ParsedLog<'a>) -> Result<(), LogError> {
+    if parse_top_fast(&mut Parser::new(line), log).is_some() {
+        return Ok(());
+    }
+    // Read again from the start with the general walker, which says what is wrong.
+    log.reset();
     let mut p = Parser::new(line);
     parse_top(&mut p, log).map_err(|e| log_error(line, log, e))
+}
+
+/// The line's top level as the feed writes it (compact, known keys, `event_type` before
+/// `payload`), each key matched in place; None on anything else, and on any error, for
+/// `parse_top` to read the line again. Fills `log` exactly as `parse_top` would.
+fn parse_top_fast<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> Option<()> {
+    if p.peek()? != b'{' {
+        return None;
+    }
+    p.pos += 1;
+    loop {
+        let rest = p.buf.get(p.pos..p.pos + 18)?;
+        // The first letter of the key picks the candidates; each is one fixed-size compare.
+        match rest[1] {
+            b's' if rest.starts_with(b"\"sport_event_id\":") => {
+                p.pos += 17;
+                let start = p.pos;
+                log.sport_event_id = Some(string_fast(p)?);
+                log.sport_event_id_span = Some(start..p.pos);
+            }
+            b's' if rest.starts_with(b"\"sport_id\":") => {
+                p.pos += 11;
+                log.sport_id = Some(string_fast(p)?);
+            }
+            b'v' if rest.starts_with(b"\"version\":") => {
+                p.pos += 10;
+                let start = p.pos;
+                log.version = Some(string_fast(p)?);
+                log.version_span = Some(start..p.pos);
+            }
+            b't' if rest.starts_with(b"\"timestamp_ns\":") => {
+                p.pos += 15;
+                log.timestamp_ns = Some(int_field(p, "timestamp_ns").ok()?);
+            }
+            b'e' if rest.starts_with(b"\"event_type\":") => {
+                p.pos += 13;
+                let start = p.pos;
+                let name = string_fast(p)?;
+                log.kind = Some(Kind::from_name(&name));
+                log.event_type = Some(start..p.pos);
+            }
+            b'p' if rest.starts_with(b"\"payload\":") => {
+                p.pos += 10;
+                let kind = log.kind?;
+                log.clear_payload();
+                let start = p.pos;
+                parse_payload(p, log, kind).ok()?;
+                log.payload = Some(start..p.pos);
+            }
+            _ => return None,
+        }
+        match p.peek()? {
+            b',' => p.pos += 1,
+            b'}' => {
+                p.pos += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    // What `parse_top` checks last; it words the errors.
+    let ok = p.pos == p.buf.len()
+        && (log.kind == Some(Kind::Heartbeat)
+            || (log.sport_event_id.is_some()
+                && log.version.is_some()
+                && (log.payload.is_some() || log.kind == Some(Kind::Unknown))));
+    ok.then_some(())
 }
 
 fn parse_top<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> JResult<()> {
@@ -528,10 +905,7 @@ fn parse_top<'a>(p: &mut Parser<'a>, log: &mut ParsedLog<'a>) -> JResult<()> {
             }
             "timestamp_ns" => log.timestamp_ns = Some(int_field(p, "timestamp_ns")?),
             "payload" => {
-                // A repeated key wins, as in a JSON object read into a map.
-                log.markets.clear();
-                (log.fixture, log.fixture_status, log.bet_stop) = (None, None, None);
-                (log.scores, log.game_state, log.extensions) = (None, None, None);
+                log.clear_payload();
                 let start = p.pos;
                 match log.kind {
                     // The feed sends event_type before payload: parse it in the same pass.
@@ -731,6 +1105,8 @@ pub struct OddsCore<S: ColumnStore> {
     line_gen: u64,
     ended: Vec<u32>,
     pub retention_ns: Option<i64>,
+    /// Parse capacity reused line after line.
+    pub scratch: Scratch,
 }
 
 const NO: i32 = -1;
@@ -753,6 +1129,7 @@ impl<S: ColumnStore> OddsCore<S> {
             line_gen: 0,
             ended: Vec::new(),
             retention_ns: None,
+            scratch: Scratch::default(),
         }
     }
 
@@ -869,11 +1246,19 @@ impl<S: ColumnStore> OddsCore<S> {
     /// Replace one market of an event with the parsed one (its odds exactly). Odds keep
     /// their rows by id; a new id takes the row of an odd that is gone (rows reused by
     /// position, so a reshaped market allocates nothing); the rest are freed in place.
-    fn put_market(&mut self, ev: u32, pm: &ParsedMarket<'_>, odds: &[ParsedOdd<'_>], out: &mut Outcome) {
-        let mid = Id::new(&pm.id);
-        let slot = match self.market_index.get(&(ev, mid.clone())) {
-            Some(&s) => s,
+    /// `known` is the market's slot when the caller already looked it up.
+    fn put_market(
+        &mut self,
+        ev: u32,
+        pm: &ParsedMarket<'_>,
+        known: Option<u32>,
+        odds: &[ParsedOdd<'_>],
+        out: &mut Outcome,
+    ) {
+        let slot = match known.or_else(|| self.market_index.get(&(ev, Id::new(&pm.id))).copied()) {
+            Some(s) => s,
             None => {
+                let mid = Id::new(&pm.id);
                 let s = self.alloc_market(Market {
                     id: mid.clone(),
                     event: ev,
@@ -1039,7 +1424,7 @@ impl<S: ColumnStore> OddsCore<S> {
         match kind {
             Kind::Snapshot | Kind::Added => {
                 for pm in &log.markets {
-                    self.put_market(ev, pm, &log.odds, &mut out);
+                    self.put_market(ev, pm, None, &log.odds, &mut out);
                 }
                 // Markets the snapshot did not write are gone (the list is filtered in place).
                 let gen = self.line_gen;
@@ -1066,8 +1451,21 @@ impl<S: ColumnStore> OddsCore<S> {
                 self.set_status(ev, log.fixture_status.unwrap_or(0), log.timestamp_ns);
             }
             Kind::Markets => {
+                // Look the line's markets up first and ask for their memory, so that their
+                // cache misses overlap instead of following one another. (No market goes
+                // away during an update: the slots stay valid; one the line adds is looked
+                // up again by put_market, so a repeated id finds it.)
+                let mut found: SmallVec<[Option<u32>; 8]> = SmallVec::new();
                 for pm in &log.markets {
-                    self.put_market(ev, pm, &log.odds, &mut out);
+                    let slot = self.market_index.get(&(ev, Id::new(&pm.id))).copied();
+                    if let Some(s) = slot {
+                        let m = &self.markets[s as usize];
+                        crate::prefetch((m as *const Option<Market>).cast(), std::mem::size_of::<Option<Market>>());
+                    }
+                    found.push(slot);
+                }
+                for (pm, slot) in log.markets.iter().zip(found) {
+                    self.put_market(ev, pm, slot, &log.odds, &mut out);
                 }
             }
             Kind::BetStop => self.events[ev as usize].as_mut().unwrap().bet_stop = log.bet_stop.unwrap(),
@@ -1109,9 +1507,11 @@ impl<S: ColumnStore> OddsCore<S> {
 
     /// Parse and apply one line.
     pub fn apply(&mut self, line: &[u8]) -> Result<Outcome, LogError> {
-        let mut log = ParsedLog::default();
-        parse_log_into(line, &mut log)?;
-        Ok(self.apply_parsed(line, &log))
+        let mut log = self.scratch.log();
+        let parsed = parse_log_into(line, &mut log);
+        let out = parsed.map(|_| self.apply_parsed(line, &log));
+        self.scratch.keep(log);
+        out
     }
 
     /// Drop a sport event with all its markets and rows. True when it was there.
@@ -1427,6 +1827,123 @@ mod tests {
 
     fn upd(kind: &str, payload: &str) -> String {
         format!(r#"{{"sport_event_id":"e1","version":"v2","event_type":"{kind}","payload":{payload}}}"#)
+    }
+
+    fn same_odds(a: &[ParsedOdd<'_>], b: &[ParsedOdd<'_>]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                (&x.id, x.value.to_bits(), x.probability.to_bits(), x.status, x.is_active)
+                    == (&y.id, y.value.to_bits(), y.probability.to_bits(), y.status, y.is_active)
+            })
+    }
+
+    /// Whatever the compact fast path accepts, the general walker reads the same way: same
+    /// market, odds (bit for bit) and end. Checked on markets as the feed writes them, cut at
+    /// every byte, and with every byte replaced by each of the characters that matter.
+    #[test]
+    fn the_compact_fast_path_reads_exactly_what_the_general_walker_reads() {
+        let markets = [
+            M1,
+            M2,
+            r#"{"id":"589h14_1","status":0,"odds":[{"id":"1","value":"2.55","status":0,"is_active":true},{"id":"3","value":"3.21","status":0,"template":"{$competitor2}","is_active":false}],"type_id":589,"specifiers":"halfnr=1&total=1.5"}"#,
+            r#"{"id":"20","status":1,"odds":[{"id":"1","value":"1.73","probability":"0.5350","status":0,"template":"draw","is_active":true},{"id":"2","value":"123456789012345","probability":null,"status":3,"is_active":true}],"type_id":20,"specifiers":""}"#,
+            r#"{"id":"x\u00e9","status":0,"type_id":0,"specifiers":"a\"b","odds":[{"id":"\u0031","value":"0.5","probability":"1","probability":null,"status":0,"is_active":true,"id":"2"}],"odds":[]}"#,
+        ];
+        let replacements = b" \t\"\\0159-.e,:}]{[nxt\x01\xc3";
+        let mut checked = 0;
+        let mut agree = |text: &[u8]| {
+            let mut buf = text.to_vec();
+            buf.extend_from_slice(b"]}                ");
+            let mut fast_odds = Vec::new();
+            let mut p = Parser::new(&buf);
+            if buf[0] != b'{' {
+                return;
+            }
+            let Some(m) = parse_market_fast(&mut p, &mut fast_odds) else { return };
+            let mut general_odds = Vec::new();
+            let mut q = Parser::new(&buf);
+            let g = parse_market(&mut q, &mut general_odds)
+                .unwrap_or_else(|e| panic!("fast path accepted what the walker refuses ({e:?}): {text:?}"));
+            assert_eq!((m, p.pos), (g, q.pos), "{:?}", String::from_utf8_lossy(text));
+            assert!(same_odds(&fast_odds, &general_odds), "{:?}", String::from_utf8_lossy(text));
+            checked += 1;
+        };
+        for m in markets {
+            let m = m.as_bytes();
+            agree(m);
+            for cut in 0..m.len() {
+                agree(&m[..cut]);
+            }
+            for i in 0..m.len() {
+                for &r in replacements {
+                    let mut v = m.to_vec();
+                    v[i] = r;
+                    agree(&v);
+                    v.insert(i, r);
+                    agree(&v);
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+        // The feed's own markets take the fast path.
+        for m in &markets[..4] {
+            let (text, mut odds) = (format!("{m}]}}"), Vec::new());
+            assert!(parse_market_fast(&mut Parser::new(text.as_bytes()), &mut odds).is_some(), "{m}");
+        }
+    }
+
+    /// A whole line read by `parse_log_into` (top-level fast path, then the walker) and by
+    /// the walker alone: the same log, or the same error, for lines as the feed writes them,
+    /// cut at every byte and with every byte replaced or inserted.
+    #[test]
+    fn the_top_level_fast_path_reads_exactly_what_the_walker_reads() {
+        let general = |line: &[u8]| -> Result<String, LogError> {
+            let mut log = ParsedLog::default();
+            parse_top(&mut Parser::new(line), &mut log).map_err(|e| log_error(line, &log, e))?;
+            Ok(format!("{log:?}"))
+        };
+        let both = |line: &[u8]| -> Result<String, LogError> {
+            let mut scratch = Scratch::default();
+            let mut log = scratch.log();
+            parse_log_into(line, &mut log)?;
+            Ok(format!("{log:?}"))
+        };
+        let lines = [
+            snap("e1", "v1", &format!("[{M1},{M2}]")),
+            upd_market("v2", M1),
+            r#"{"sport_event_id":"e1","sport_id":"tennis","version":"v3","timestamp_ns":1795331358930669039,"event_type":"bet_stop_updated","payload":{"bet_stop":true}}"#.into(),
+            r#"{"event_type":"heartbeat","timestamp_ns":5000}"#.into(),
+            r#"{"sport_event_id":"e\u0031","version":"v4","timestamp_ns":7,"event_type":"fixture_updated","payload":{"status":3,"type":0}}"#.into(),
+            r#"{"sport_event_id":"e1","version":"v5","event_type":"odds_changed_v9","payload":[1,{"a":null}]}"#.into(),
+        ];
+        let replacements = b" \"\\019-.e,:}]{[nx\xc3";
+        let mut fast = 0;
+        for line in &lines {
+            let line = line.as_bytes();
+            let mut check = |v: &[u8]| {
+                assert_eq!(both(v), general(v), "{:?}", String::from_utf8_lossy(v));
+                let mut log = ParsedLog::default();
+                fast += parse_top_fast(&mut Parser::new(v), &mut log).is_some() as usize;
+            };
+            check(line);
+            for cut in 0..line.len() {
+                check(&line[..cut]);
+            }
+            for i in 0..line.len() {
+                for &r in replacements {
+                    let mut v = line.to_vec();
+                    v[i] = r;
+                    check(&v);
+                    v.insert(i, r);
+                    check(&v);
+                }
+            }
+        }
+        assert!(fast > 1000, "{fast}");
+        for line in &lines {
+            let mut log = ParsedLog::default();
+            assert!(parse_top_fast(&mut Parser::new(line.as_bytes()), &mut log).is_some(), "{line}");
+        }
     }
 
     #[test]
