@@ -124,9 +124,10 @@ def _expected(stream: str) -> dict[tuple[str, str, str], tuple[Any, ...]]:
 
 
 EXPECTED = {name: _expected(name) for name in STREAMS}
+_N = f"{len(STREAMS['stable'][1]):,} lines"
 GROUPS = {
-    "stable": "DATA.BET log lines -> odds table (500 events, stable shapes, 20k lines)",
-    "churning": "DATA.BET log lines -> odds table (2,000 events, churning shapes, 20k lines)",
+    "stable": f"DATA.BET log lines -> odds table (500 events, stable shapes, {_N})",
+    "churning": f"DATA.BET log lines -> odds table (2,000 events, churning shapes, {_N})",
 }
 LIBRARIES: list[tuple[str, str, Any, Any, dict[str, Any]]] = [
     ("oddswire OddsTable.apply_many", "oddswire", OddsTable, _table_state, {}),
