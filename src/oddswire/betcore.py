@@ -457,6 +457,7 @@ class BetcoreClient(WSFeedClient):
         self.stateful_buffer_bytes = stateful_buffer_bytes
         self._resume: _Resume | None = None
         self.table.healthy = False
+        self.table.skip_redeliveries = True
 
     # --- public API ----------------------------------------------------------------------
 
@@ -492,6 +493,7 @@ class BetcoreClient(WSFeedClient):
 
     async def _attempt(self) -> None:
         token = await resolve_token(self._token, "access_token")
+        self._add_secret(token)
         resume = self._resume
         if resume is not None:
             url = _with_query(resume.base, id=resume.token)
@@ -530,7 +532,6 @@ class BetcoreClient(WSFeedClient):
                 for game_type in sorted(self._game_types):
                     self._send_trackable(subscribe_record(
                         "Subscribe", game_type, self.partner_client_id, self.count))
-            self.gate.release()
             await self._ws_wait(transport)
         finally:
             self._ws_release(listener, transport)
@@ -574,11 +575,12 @@ class BetcoreClient(WSFeedClient):
             if not isinstance(body, dict):
                 raise ProtocolError("BETCORE: negotiate answered a non-object")
             if isinstance(body.get("error"), str):
-                raise HandshakeError(f"BETCORE: negotiate refused: {body['error']}")
+                raise HandshakeError(f"BETCORE: negotiate refused: {self._scrub(body['error'])}")
             if isinstance(body.get("url"), str):  # redirect: negotiate again there
                 base = body["url"].replace("https://", "wss://").replace("http://", "ws://")
                 if isinstance(body.get("accessToken"), str):
                     token = body["accessToken"]
+                    self._add_secret(token)
                 continue
             conn = body.get("connectionToken") or body.get("connectionId")
             if not isinstance(conn, str) or not conn:
@@ -613,8 +615,11 @@ class BetcoreClient(WSFeedClient):
         if not handshake.done():
             try:
                 handshake.set_result(parse_handshake(record))
-            except ProtocolError as e:
-                handshake.set_exception(e)
+            except ProtocolError as e:  # its text is the server's: it may echo the token
+                handshake.set_exception(type(e)(self._scrub(str(e))))
+                return
+            # Records in the same read as the response are updates: they raise healthy.
+            self.gate.release()
             return
         resume = self._resume
         if resume is not None and not self._resumable(resume, record):
@@ -673,6 +678,13 @@ class BetcoreClient(WSFeedClient):
         if self._established_at is None:
             self._mark_established()
         sid, last = update.sid, self.sequence.last
+        if not update.applied:
+            # A redelivery no newer than the table (sId and tst both at or before its
+            # last): reported, and left out, so newer coefficients are never rolled back.
+            self.sequence.duplicates += 1
+            self.stats_counters.gaps += 1
+            self.callbacks.emit("gap", (sid if last is None else last) + 1, sid)
+            return
         verdict = self.sequence.observe(sid)
         if verdict != "ok":
             self.stats_counters.gaps += 1
@@ -698,12 +710,21 @@ class BetcoreClient(WSFeedClient):
         self._resume = None  # a Close ends the logical connection: no resume after it
         error, allow = msg.get("error"), msg.get("allowReconnect") is True
         self.callbacks.emit("closed", error, allow)
-        self._disconnect_reason = "hub Close" + (f": {error}" if error else "")
+        self._disconnect_reason = "hub Close" + (f": {self._scrub(error)}" if error else "")
         if not allow:
             self.stop()
         elif self._transport is not None:
             self._transport.disconnect()
 
+
+    def _on_link_lost(self, reason: str) -> None:
+        records = self._records
+        if records is not None and records.pending and not self._stopping:
+            try:  # .NET: "Connection terminated while reading a message."
+                records.eof()
+            except ProtocolError as e:
+                self._error(ProtocolError(f"BETCORE: the connection ended inside a record "
+                                          f"({e})"))
 
     # --- liveness ------------------------------------------------------------------------
 

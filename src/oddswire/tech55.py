@@ -66,7 +66,7 @@ import orjson
 
 from oddswire._tech55 import Bet, Order, Tech55Listener, bet_from_struct, order_from_struct
 from oddswire._wire import FeedListener
-from oddswire._ws import WSFeedClient, redact
+from oddswire._ws import WSFeedClient
 from oddswire.client import ReconnectPolicy, RecordPath, SequenceTracker
 from oddswire.errors import (
     AuthError,
@@ -633,6 +633,7 @@ class Tech55Client(WSFeedClient):
                          max_write_buffer=max_write_buffer, follow_redirects=follow_redirects,
                          auto_ping=False, record=record)
         self._api_key = api_key
+        self._add_secret(api_key)
         self.channels = tuple(chans)
         self.reliable = reliable
         self.batch_ack = batch_ack
@@ -778,7 +779,7 @@ class Tech55Client(WSFeedClient):
         if code is not None and code not in TRANSIENT_CLOSE_CODES and not self._stopping:
             fut.set_exception(AuthError(
                 f"55-tech: the server closed the connection before login_ok "
-                f"({redact(self._scrub(reason))}): login refused", code=str(code)))
+                f"({self._scrub(reason)}): login refused", code=str(code)))
         else:
             fut.set_exception(ConnectError(f"55-tech: {reason} before login_ok"))
 
@@ -1032,7 +1033,7 @@ class Tech55Client(WSFeedClient):
         code = msg.get("code")
         code = code if isinstance(code, str | int) else None
         text = msg.get("message") or msg.get("error") or msg.get("reason") or ""
-        detail = self._scrub(redact(str(text)))[:300]
+        detail = self._scrub(str(text))[:300]
         fut = self._login
         if fut is not None and not fut.done():
             err: Exception = AuthError(f"55-tech: login refused: {code or '?'}"
@@ -1044,9 +1045,6 @@ class Tech55Client(WSFeedClient):
             return
         self._error(ProtocolError(f"55-tech: server error {code or '?'}"
                                   + (f": {detail}" if detail else "")))
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***")
 
     # --- state ---------------------------------------------------------------------------
 
