@@ -61,7 +61,7 @@ def recorder(client: Any) -> dict[str, list[Any]]:
     seen: dict[str, list[Any]] = defaultdict(list)
     for name in client.EVENTS:
         client.on(name, lambda *a, name=name: seen[name].append(
-            a[0] if len(a) == 1 else (None if not a else a)))
+            a[0] if len(a) == 1 else (a if a else None)))
     return seen
 
 

@@ -1001,17 +1001,18 @@ class Tech55Client(WSFeedClient):
                 self._ack(seq)
 
     def _on_login_ok(self, frame: bytes) -> None:
+        raw = orjson.loads(frame)  # the slow path has parsed it: valid JSON, an object
         try:
             session = msgspec.json.decode(frame, type=Session)
-            raw = orjson.loads(frame)
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
-            err = ProtocolError(f"55-tech: login_ok does not fit its schema ({e})")
-            if self._login is not None and not self._login.done():
-                self._login.set_exception(err)
-            else:
-                self._error(err)
-            return
-        known = {"type", *Session.__struct_encode_fields__}
+            off: list[str] = []
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            # A login_ok is a successful login whatever its informative fields look like:
+            # a null is an absent field, one off its type is left out (kept in ``extra``).
+            session, off = _lenient_session(raw)
+            self._error(ProtocolError(
+                f"55-tech: login_ok fields off their schema, left out: {', '.join(off)}"
+                if off else "55-tech: login_ok has null fields, read as absent"))
+        known = {"type", *Session.__struct_encode_fields__} - set(off)
         session.__dict__["_extra"] = {k: v for k, v in raw.items() if k not in known}
         previous = self.session
         if previous is None or previous.subscription_id != session.subscription_id:
@@ -1153,6 +1154,22 @@ class Tech55Client(WSFeedClient):
 
     def _finished(self) -> None:
         self._cancel_flush()
+
+
+def _lenient_session(raw: dict[str, Any]) -> tuple[Session, list[str]]:
+    """``login_ok`` as a ``Session`` field by field: nulls dropped, and the names of the
+    fields that do not fit their type (left out)."""
+    fields = {k: v for k, v in raw.items() if k != "type" and v is not None}
+    good: dict[str, Any] = {}
+    off: list[str] = []
+    for k, v in fields.items():
+        try:
+            msgspec.convert({k: v}, Session)
+        except msgspec.ValidationError:
+            off.append(k)
+        else:
+            good[k] = v
+    return msgspec.convert(good, Session), off
 
 
 def _code(code: Any) -> int:

@@ -140,7 +140,7 @@ class HubPeer:
     async def _read(ws: ServerConnection, got: list[str]) -> None:
         try:
             async for msg in ws:
-                got.append(msg if isinstance(msg, str) else msg.decode())
+                got.append(msg if isinstance(msg, str) else msg.decode())  # noqa: PERF401 (read live)
         except ConnectionClosed:
             pass
 

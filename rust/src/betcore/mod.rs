@@ -336,8 +336,7 @@ impl GamesTable {
                 let u = &self.core.scratch;
                 let ids = u.wgi().iter().map(|g| g.id).collect();
                 let applied = !self.core.skipped;
-                untracked(py, GamesUpdate { sid: u.sid, tst: u.tst, bt: u.bt, im: u.im, applied, ids })
-                    .map(Some)
+                untracked(py, GamesUpdate { sid: u.sid, tst: u.tst, bt: u.bt, im: u.im, applied, ids }).map(Some)
             }
             Err(e) => Err(games_error(py, &e)),
         }
