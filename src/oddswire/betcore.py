@@ -320,6 +320,7 @@ class _Resume:
     def __init__(self, base: str, token: str, buffer_bytes: int) -> None:
         self.base = base  # the hub URL after negotiate's redirects
         self.token = token
+        self.access_token: str | None = None  # a redirect's, when it gave one
         self.buffer_bytes = buffer_bytes
         self.rx_last = 0  # the highest id processed
         self.rx_next = 1  # the id of the next trackable message received
@@ -497,8 +498,9 @@ class BetcoreClient(WSFeedClient):
         resume = self._resume
         if resume is not None:
             url = _with_query(resume.base, id=resume.token)
+            token = resume.access_token or token
         elif self.negotiate:
-            url = await self._negotiated(token)
+            url, token = await self._negotiated(token)
         else:
             url = self.url
         self._records = RecordSplitter(self.max_message_bytes)
@@ -549,8 +551,10 @@ class BetcoreClient(WSFeedClient):
     def _is_fatal(self, exc: BaseException) -> bool:
         return super()._is_fatal(exc) or isinstance(exc, HandshakeError)
 
-    async def _negotiated(self, token: str) -> str:
-        """The WebSocket URL after ``POST .../negotiate?negotiateVersion=1``."""
+    async def _negotiated(self, token: str) -> tuple[str, str]:
+        """The WebSocket URL after ``POST .../negotiate?negotiateVersion=1``, and the access
+        token for it: a redirect's ``accessToken`` replaces ours, as in the reference
+        clients."""
         base = self.url
         for _ in range(10):
             http = "https" + base[3:] if base.startswith("wss") else "http" + base[2:]
@@ -585,9 +589,12 @@ class BetcoreClient(WSFeedClient):
             conn = body.get("connectionToken") or body.get("connectionId")
             if not isinstance(conn, str) or not conn:
                 raise ProtocolError("BETCORE: negotiate answered no connectionToken")
+            if conn == body.get("connectionToken"):
+                self._add_secret(conn)  # the connection token is a credential; the id is not
             if self.stateful_reconnect and body.get("useStatefulReconnect") is True:
                 self._resume = _Resume(base, conn, self.stateful_buffer_bytes)
-            return _with_query(base, id=conn)
+                self._resume.access_token = token
+            return _with_query(base, id=conn), token
         raise ProtocolError("BETCORE: negotiate redirected more than 10 times")
 
     # --- records -------------------------------------------------------------------------

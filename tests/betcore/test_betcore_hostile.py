@@ -874,3 +874,188 @@ def test_the_token_never_appears_in_logs_errors_repr_or_stats(loop: str) -> None
         leaks = [t for t in texts if TOKEN in t]
         assert leaks == [], leaks
     run(loop, main, timeout=30)
+
+
+# --- negotiate (an aiohttp hub: negotiate is an HTTP POST) ---------------------------------
+
+class NegotiatingHub:
+    """``POST {base}/negotiate`` answers ``answers[path]`` (a status and a JSON body, or
+    raw bytes); ``GET {base}`` upgrades, handshakes and sends one update. Records every
+    request's path, query and Authorization header."""
+
+    def __init__(self, answers: dict[str, tuple[int, Any]]) -> None:
+        self.answers = answers
+        self.negotiates: list[tuple[str, dict[str, str], str | None]] = []
+        self.upgrades: list[tuple[str, dict[str, str]]] = []
+        self.port = 0
+        self._runner: Any = None
+
+    async def __aenter__(self) -> NegotiatingHub:
+        from aiohttp import web
+        app = web.Application()
+        for base in {p.rsplit("/negotiate", 1)[0] for p in self.answers}:
+            app.router.add_post(base + "/negotiate", self.negotiate)
+            app.router.add_get(base, self.hub)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+    def url(self, base: str = "/hubs") -> str:
+        return f"http://127.0.0.1:{self.port}{base}"
+
+    async def negotiate(self, request: Any) -> Any:
+        from aiohttp import web
+        self.negotiates.append((request.path, dict(request.query),
+                                request.headers.get("Authorization")))
+        status, body = self.answers[request.path]
+        if callable(body):
+            body = body(self)
+        if isinstance(body, bytes):
+            return web.Response(status=status, body=body, content_type="application/json")
+        return web.json_response(body, status=status)
+
+    async def hub(self, request: Any) -> Any:
+        from aiohttp import web
+        self.upgrades.append((request.path, dict(request.query)))
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive_str()
+        await ws.send_str("{}" + RS + update(len(self.upgrades)))
+        async for _ in ws:
+            pass
+        return ws
+
+
+def ws_base(hub: NegotiatingHub) -> str:
+    return f"ws://127.0.0.1:{hub.port}/hubs"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_negotiate_v1_with_extra_fields_and_v0(loop: str) -> None:
+    async def main() -> None:
+        v1 = {"connectionToken": "CT-s3cr3t-connection-token", "connectionId": "cid",
+              "negotiateVersion": 1, "useStatefulReconnect": False, "newField": {"a": [1]},
+              "availableTransports": [{"transport": "WebSockets",
+                                       "transferFormats": ["Text", "Binary"]},
+                                      {"transport": "ServerSentEvents",
+                                       "transferFormats": ["Text"]}]}
+        for body, conn_id in ((v1, "CT-s3cr3t-connection-token"),
+                              ({"connectionId": "v0-id"}, "v0-id")):
+            async with NegotiatingHub({"/hubs/negotiate": (200, body)}) as hub:
+                with captured_logs() as logs:
+                    client = client_for(ws_base(hub), negotiate=True)
+                    seen = recorder(client)
+                    task = asyncio.ensure_future(client.run())
+                    await wait_until(lambda: seen["games"], 5, "an update")
+                    await stop_and_end(client, task)
+            path, query, auth = hub.negotiates[0]
+            assert path == "/hubs/negotiate" and query["negotiateVersion"] == "1"
+            assert auth == f"Bearer {TOKEN}"
+            assert hub.upgrades[0][1]["id"] == conn_id
+            assert hub.upgrades[0][1]["access_token"] == TOKEN
+            assert seen["error"] == []
+            lines = client_lines(logs)
+            assert not [line for line in lines if "CT-s3cr3t" in line or TOKEN in line]
+    run(loop, main, timeout=30)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_negotiate_redirect_uses_its_access_token(loop: str) -> None:
+    """The redirect's ``accessToken`` replaces ours for what follows (negotiate and the
+    WebSocket), as the reference clients do; it is a secret like ours."""
+    async def main() -> None:
+        redirected = "eyJ.redirected.R3D1R-secret"
+
+        def to_hubs2(hub: NegotiatingHub) -> Any:
+            return {"url": hub.url("/hubs2"), "accessToken": redirected}
+        answers = {"/hubs/negotiate": (200, to_hubs2),
+                   "/hubs2/negotiate": (200, {"connectionToken": "ct2", "connectionId": "c2",
+                                              "negotiateVersion": 1})}
+        async with NegotiatingHub(answers) as hub:
+            with captured_logs() as logs:
+                client = client_for(ws_base(hub), negotiate=True)
+                seen = recorder(client)
+                task = asyncio.ensure_future(client.run())
+                await wait_until(lambda: seen["games"], 5, "an update")
+                await stop_and_end(client, task)
+        assert [n[0] for n in hub.negotiates] == ["/hubs/negotiate", "/hubs2/negotiate"]
+        assert hub.negotiates[1][2] == f"Bearer {redirected}"
+        path, query = hub.upgrades[0]
+        assert path == "/hubs2" and query["id"] == "ct2"
+        assert query["access_token"] == redirected
+        assert not [line for line in client_lines(logs) if redirected in line]
+    run(loop, main, timeout=30)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_negotiate_error_is_fatal_and_a_401_is_an_auth_error(loop: str) -> None:
+    async def main() -> None:
+        answers: dict[str, tuple[int, Any]] = {
+            "/hubs/negotiate": (200, {"error": f"Token {TOKEN} is not valid"})}
+        async with NegotiatingHub(answers) as hub:
+            client = client_for(ws_base(hub), negotiate=True)
+            with pytest.raises(HandshakeError) as info:
+                await asyncio.wait_for(client.run(), 5)
+            assert len(hub.negotiates) == 1 and hub.upgrades == []
+            assert all(TOKEN not in t for t in exception_texts(info.value))
+            answers["/hubs/negotiate"] = (401, {"error": "unauthorized"})
+            client = client_for(ws_base(hub), negotiate=True)
+            with pytest.raises(AuthError):
+                await asyncio.wait_for(client.run(), 5)
+            assert len(hub.negotiates) == 2
+    run(loop, main, timeout=30)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"connectionId": 5}', b"{}"])
+def test_a_malformed_negotiate_answer_is_reported_and_retried(loop: str, body: bytes) -> None:
+    async def main() -> None:
+        async with NegotiatingHub({"/hubs/negotiate": (200, body)}) as hub:
+            client = client_for(ws_base(hub), negotiate=True)
+            seen = recorder(client)
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: len(hub.negotiates) >= 2, 5, "a retry")
+            await stop_and_end(client, task)
+        assert errors_of(seen, ProtocolError), seen["error"]
+        assert hub.upgrades == []
+    run(loop, main, timeout=30)
+
+
+# --- the bettable rule ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_maintenance_and_betting_time_follow_the_updates(loop: str) -> None:
+    async def main() -> None:
+        steps = [update(0), update(1, bt=0), update(2, im=True), update(3),
+                 update(4, [game(100, [ev(196, 5.5)], ps=2)])]
+        go = asyncio.Event()
+
+        async def script(ws: ServerConnection, n: int) -> None:
+            for s in steps:
+                await go.wait()
+                go.clear()
+                await ws.send(s)
+        peer = HubPeer(script)
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server))
+            seen = recorder(client)
+            bettable: list[bool] = []
+            healthy: list[bool] = []
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: peer.connections, 5, "the connection")
+            for i in range(len(steps)):
+                go.set()
+                await wait_until(lambda i=i: len(seen["games"]) > i, 5, f"update {i}")
+                bettable.append(client.table.is_bettable(100, 196))
+                healthy.append(client.healthy)
+            await stop_and_end(client, task)
+        assert bettable == [True, False, False, True, False]
+        assert healthy == [True, True, False, True, True]
+        assert seen["stale"] and len(seen["healthy"]) >= 2
+    run(loop, main, timeout=20)
