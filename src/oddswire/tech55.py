@@ -819,11 +819,7 @@ class Tech55Client(WSFeedClient):
             verdict = self.sequence.observe(seq)
             if verdict != "ok":
                 if verdict == "gap":
-                    self.stats_counters.gaps += 1
-                    self._missing.append([last + 1, seq])
-                    if len(self._missing) > 64:
-                        del self._missing[0]
-                    self.callbacks.emit("gap", last + 1, seq)
+                    self._gap(last + 1, seq)
                 elif not self._fills_gap(seq):
                     # Acked again (its first ack may have been lost), unless its
                     # callbacks are still running: their end acks it.
@@ -899,6 +895,15 @@ class Tech55Client(WSFeedClient):
         self._routes.clear()
         if isinstance(self._listener, Tech55Listener):
             self._listener.invalidate()
+
+    def _gap(self, expected: int, got: int) -> None:
+        """``seq`` skipped ``expected..got-1``: counted, reported, and remembered for a late
+        fill (the latest 64 gaps)."""
+        self.stats_counters.gaps += 1
+        self._missing.append([expected, got])
+        if len(self._missing) > 64:
+            del self._missing[0]
+        self.callbacks.emit("gap", expected, got)
 
     def _fills_gap(self, seq: int) -> bool:
         for i, r in enumerate(self._missing):
@@ -986,9 +991,7 @@ class Tech55Client(WSFeedClient):
             last = self.sequence.last
             verdict = self.sequence.observe(seq)
             if verdict == "gap":
-                self.stats_counters.gaps += 1
-                self._missing.append([last + 1, seq])
-                self.callbacks.emit("gap", last + 1, seq)
+                self._gap(last + 1, seq)
             elif verdict != "ok" and not self._fills_gap(seq):
                 if require_ack and self.reliable and seq not in self._inflight:
                     self._ack(seq)

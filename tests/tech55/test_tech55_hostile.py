@@ -843,3 +843,97 @@ def test_the_api_key_never_appears_in_logs_errors_repr_or_stats(loop: str) -> No
         leaks = [t for t in texts if API_KEY in t]
         assert leaks == [], leaks
     run(loop, main, timeout=30)
+
+
+# --- more reliable delivery ----------------------------------------------------------------
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_batch_acks_when_login_ok_offers_them(loop: str) -> None:
+    async def main() -> None:
+        def answer(login: dict[str, Any], n: int) -> list[str]:
+            return [login_ok(login, features={"messageOrdering": True, "acknowledgments": True,
+                                              "batchAck": True})]
+
+        async def script(ws: ServerConnection, n: int) -> None:
+            await send_all(ws, [order(i, ack=True) for i in (1, 2, 3, 4, 5, 3, 2)])
+        peer = Peer(script=script, answer=answer)
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server), reliable=True)
+            orders = calls(client, "orders")
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: len(peer.acks()) >= 7, 5, "seven acks")
+            await stop_and_end(client, task)
+        acks = [m for m in peer.received[0] if m.get("type") == "ack"]
+        assert acks and all(set(m) == {"type", "seqs"} for m in acks), acks
+        assert sorted(peer.acks()) == [1, 2, 2, 3, 3, 4, 5]
+        assert [o[2] for o in orders] == [1, 2, 3, 4, 5]
+    run(loop, main, timeout=20)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_slow_consumer_fills_the_reliable_buffer_and_catches_up(loop: str) -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def script(ws: ServerConnection, n: int) -> None:
+            await send_all(ws, [order(i, ack=True) for i in range(1, 151)])
+        peer = Peer(script=script)
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server), reliable=True)
+            seen = recorder(client)
+            got: list[int] = []
+
+            @client.on("orders")
+            async def on_order(event: str, payload: Any, seq: int, ts: int) -> None:
+                got.append(seq)
+                await release.wait()
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: len(got) == 150, 5, "150 orders")
+            await wait_until(lambda: seen["slow_consumer"], 5, "slow_consumer")
+            assert peer.acks() == []
+            release.set()
+            await wait_until(lambda: len(peer.acks()) == 150, 5, "150 acks")
+            await stop_and_end(client, task)
+        assert sorted(peer.acks()) == list(range(1, 151))
+    run(loop, main, timeout=20)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_data_before_login_ok_is_reported(loop: str) -> None:
+    async def main() -> None:
+        peer = Peer(answer=lambda login, n: [order(1), login_ok(login), order(2)])
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server))
+            seen = recorder(client)
+            orders = calls(client, "orders")
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: orders, 5, "the order after login_ok")
+            await stop_and_end(client, task)
+        assert [o[2] for o in orders] == [2]
+        assert errors_of(seen, ProtocolError), "the early message is not dropped in silence"
+    run(loop, main, timeout=20)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_endless_gaps_keep_the_gap_memory_bounded(loop: str) -> None:
+    async def main() -> None:
+        n_msgs = 400
+
+        async def script(ws: ServerConnection, n: int) -> None:
+            frames = []
+            for i in range(n_msgs):  # every other seq skipped, on known and unknown channels
+                seq = 2 * i + 1
+                frames.append(order(seq) if i % 2 else data("newchan", seq, {"i": i}))
+            await send_all(ws, frames)
+        peer = Peer(script=script)
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server))
+            seen = recorder(client)
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: len(seen["orders"]) + len(seen["unknown"]) == n_msgs, 10,
+                             "every message")
+            await stop_and_end(client, task)
+        assert len(seen["gap"]) == n_msgs - 1 and client.stats()["gaps"] == n_msgs - 1
+        # The gaps remembered for late fills are bounded, whatever the channel.
+        assert len(client._missing) <= 64
+    run(loop, main, timeout=20)
