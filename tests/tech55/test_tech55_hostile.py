@@ -937,3 +937,34 @@ def test_endless_gaps_keep_the_gap_memory_bounded(loop: str) -> None:
         # The gaps remembered for late fills are bounded, whatever the channel.
         assert len(client._missing) <= 64
     run(loop, main, timeout=20)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_betslip_payloads_with_fields_missing_null_or_as_strings(loop: str) -> None:
+    def slip(**odds: Any) -> dict[str, Any]:
+        line = {"price": 1.98, "limit": 500.0, "limitMin": 1.0, "limitCurrency": "USD",
+                "limitUsd": 500.0, "limitMinUsd": 1.0, "active": True,
+                "account": "pinnacle_main", **odds}
+        return {"fixtureId": "id1000004461512432", "outcomeId": 103, "playerId": 0,
+                "client": "demo", "userRef": None, "odds": {"pinnacle": {"odds_1": line}}}
+
+    async def main() -> None:
+        payloads = [slip(), slip(price=None), slip(price="2.05"), slip(newField=1),
+                    {k: v for k, v in slip().items() if k != "fixtureId"},
+                    {**slip(), "odds": None}, slip(price=2.10)]
+
+        async def script(ws: ServerConnection, n: int) -> None:
+            await send_all(ws, [data("betslip", i + 1, p, event="UPDATE")
+                                for i, p in enumerate(payloads)])
+        peer = Peer(script=script)
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server), channels=("betslip",))
+            seen = recorder(client)
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: len(seen["betslip"]) == len(payloads), 5, "every payload")
+            await stop_and_end(client, task)
+        assert errors_of(seen, DecodeError), seen["error"]
+        quote = client.betslip.get("id1000004461512432", 103, "pinnacle", "odds_1")
+        assert quote is not None and quote.price == 2.10
+        assert peer.connections == 1
+    run(loop, main, timeout=20)
