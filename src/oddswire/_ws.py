@@ -137,6 +137,12 @@ class WSFeedClient(FeedClient):
             self._secrets.append(secret)
             del self._secrets[:-4]
 
+    async def _resolve_token(self, source: TokenSource, what: str = "token") -> str:
+        """``resolve_token``, the token then kept for ``_scrub``."""
+        token = await resolve_token(source, what)
+        self._add_secret(token)
+        return token
+
     def _scrub(self, text: str) -> str:
         """``text`` with the credentials and secret-looking query values replaced."""
         for secret in self._secrets:

@@ -30,7 +30,7 @@ import orjson
 
 from oddswire._http import Endpoint, request
 from oddswire._wire import FeedListener
-from oddswire._ws import TokenSource, WSFeedClient, resolve_token
+from oddswire._ws import TokenSource, WSFeedClient
 from oddswire.client import ReconnectPolicy, RecordPath, SequenceTracker
 from oddswire.codec import RecordSplitter
 from oddswire.errors import (
@@ -390,7 +390,9 @@ class BetcoreClient(WSFeedClient):
 
     ``sId`` is one counter per connection, not reset on reconnect: a skip, a repeat or a
     step back fires ``gap(expected, got)`` and is counted; every update carries whole game
-    states, so a gap is reported, not resynced. ``bt`` is read as the seconds left to bet.
+    states, so a gap is reported, not resynced. An update whose ``sId`` and ``tst`` are both
+    at or before the last applied one's is a redelivery: reported, not applied to the table
+    (``GamesTable.skip_redeliveries``), no ``games`` callback. ``bt`` is read as the seconds left to bet.
 
     Liveness (HubProtocol): a Ping when nothing was sent for ``keepalive_interval``
     seconds; no message at all from the server for ``server_timeout`` seconds drops the
@@ -493,8 +495,7 @@ class BetcoreClient(WSFeedClient):
     # --- one connection ------------------------------------------------------------------
 
     async def _attempt(self) -> None:
-        token = await resolve_token(self._token, "access_token")
-        self._add_secret(token)
+        token = await self._resolve_token(self._token, "access_token")
         resume = self._resume
         if resume is not None:
             url = _with_query(resume.base, id=resume.token)

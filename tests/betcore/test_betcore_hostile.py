@@ -952,7 +952,7 @@ def test_negotiate_v1_with_extra_fields_and_v0(loop: str) -> None:
                     client = client_for(ws_base(hub), negotiate=True)
                     seen = recorder(client)
                     task = asyncio.ensure_future(client.run())
-                    await wait_until(lambda: seen["games"], 5, "an update")
+                    await wait_until(lambda seen=seen: seen["games"], 5, "an update")
                     await stop_and_end(client, task)
             path, query, auth = hub.negotiates[0]
             assert path == "/hubs/negotiate" and query["negotiateVersion"] == "1"
@@ -1058,4 +1058,70 @@ def test_maintenance_and_betting_time_follow_the_updates(loop: str) -> None:
         assert bettable == [True, False, False, True, False]
         assert healthy == [True, True, False, True, True]
         assert seen["stale"] and len(seen["healthy"]) >= 2
+    run(loop, main, timeout=20)
+
+
+# --- liveness and memory -------------------------------------------------------------------
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_hub_that_only_pings_is_stale_but_kept(loop: str) -> None:
+    """Pings keep the connection (the 30 s server timeout), not the data (stale_after)."""
+    async def main() -> None:
+        async def script(ws: ServerConnection, n: int) -> None:
+            await ws.send(update(0))
+            while True:
+                await ws.send('{"type":6}' + RS)
+                await asyncio.sleep(0.05)
+        peer = HubPeer(script)
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server), stale_after=0.3, server_timeout=1.0)
+            seen = recorder(client)
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: seen["stale"], 5, "stale")
+            await asyncio.sleep(1.5)  # past the server timeout: pings count as messages
+            assert not client.healthy and not client.table.is_bettable(100, 196)
+            await stop_and_end(client, task)
+        assert peer.connections == 1 and not errors_of(seen, StaleFeedError)
+    run(loop, main, timeout=20)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_finished_games_do_not_accumulate(loop: str) -> None:
+    async def main() -> None:
+        async def script(ws: ServerConnection, n: int) -> None:
+            for i in range(400):  # every game runs once and finishes
+                await ws.send(update(2 * i, [game(1000 + i, [ev(1, 2.0)])], at=2 * i)
+                              + update(2 * i + 1, [game(1000 + i, [ev(1, 2.0)], s=3)],
+                                       at=2 * i + 1))
+        peer = HubPeer(script)
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server), retention_s=10.0)
+            seen = recorder(client)
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: len(seen["games"]) == 800, 10, "800 updates")
+            await stop_and_end(client, task)
+        assert len(client.table) <= 12, len(client.table)
+        assert client.table.rows <= 64 and client.table.event_rows <= 64
+    run(loop, main, timeout=20)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_invalid_utf8_in_a_record_is_an_error(loop: str) -> None:
+    async def main() -> None:
+        bad = update(1).replace('"PB100"', '"PB\\u00e9"').encode().replace(b"\\u00e9",
+                                                                             b"\xff\xfe")
+
+        async def script(ws: ServerConnection, n: int) -> None:
+            await ws.send(update(0))
+            await ws.send(bad, text=True)
+            await ws.send(update(2))
+        peer = HubPeer(script)
+        async with serve_peer(peer.handler) as server:
+            client = client_for(url_of(server))
+            seen = recorder(client)
+            task = asyncio.ensure_future(client.run())
+            await wait_until(lambda: any(u.sid == 2 for u in seen["games"]), 5, "sId 2")
+            await stop_and_end(client, task)
+        assert [u.sid for u in seen["games"]] == [0, 2]
+        assert errors_of(seen, OddswireError), seen["error"]
     run(loop, main, timeout=20)
