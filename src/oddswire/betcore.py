@@ -392,7 +392,8 @@ class BetcoreClient(WSFeedClient):
     step back fires ``gap(expected, got)`` and is counted; every update carries whole game
     states, so a gap is reported, not resynced. An update whose ``sId`` and ``tst`` are both
     at or before the last applied one's is a redelivery: reported, not applied to the table
-    (``GamesTable.skip_redeliveries``), no ``games`` callback. ``bt`` is read as the seconds left to bet.
+    (``GamesTable.skip_redeliveries``), no ``games`` callback. ``bt`` is read as the
+    seconds left to bet.
 
     Liveness (HubProtocol): a Ping when nothing was sent for ``keepalive_interval``
     seconds; no message at all from the server for ``server_timeout`` seconds drops the
