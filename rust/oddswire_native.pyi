@@ -209,6 +209,10 @@ class GamesUpdate:
     @property
     def im(self) -> bool: ...
     @property
+    def applied(self) -> bool:
+        """False: a redelivery no newer than the table's state (``sId`` and ``tst`` both at or
+        before the last applied update's), left out so it cannot roll the table back."""
+    @property
     def game_ids(self) -> tuple[int, ...]: ...
 
 @final
@@ -253,6 +257,9 @@ class GamesTable:
     """The BETCORE games table: one row per game and per coefficient, in numpy columns."""
 
     healthy: bool
+    #: True: an update whose ``sId`` and ``tst`` are both at or before the last applied one's
+    #: (a redelivery) is left out: ``apply`` returns it with ``applied`` False.
+    skip_redeliveries: bool
     def __new__(cls, capacity: int = 64, retention_s: float | None = None) -> Self: ...
     def apply(self, record: bytes | bytearray | memoryview | str) -> GamesUpdate | None: ...
     def game(self, game_id: int) -> Game | None: ...

@@ -200,7 +200,7 @@ cdef class FeedListener(WSListener):
     """picows listener base of the WebSocket feeds (see the module comment).
 
     Each whole message goes to the C-level ``on_message`` hook; the default hands it to
-    ``on_message(payload: bytes)`` when given. A fragmented message over
+    ``on_message(payload: bytes)`` when given. A message (one frame or fragmented) over
     ``max_message_bytes`` is hopeless: it is reported once, the rest of it is discarded,
     and the connection is closed with 1009. A PING is answered only while our unsent data
     stays under ``max_write_buffer`` bytes; past that the peer is not reading, and the
@@ -382,6 +382,8 @@ cdef class FeedListener(WSListener):
                 self._report(ProtocolError(
                     "a new message started before the fragmented one ended; dropped it"))
             if fin:
+                if size > self.max_message_bytes:  # picows may still deliver a frame it refused
+                    return self._too_big()
                 return self._deliver_message(data, size, last)
             self._in_frag = True
             self._frag_size = 0
@@ -415,7 +417,7 @@ cdef class FeedListener(WSListener):
 
     cdef int _too_big(self) except -1:
         self._report(ProtocolError(
-            f"fragmented message over max_message_bytes ({self.max_message_bytes}): "
+            f"a message over max_message_bytes ({self.max_message_bytes}): "
             "dropped, and the connection closed (1009)"))
         if self.transport is not None:
             self.transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, b"message too big")

@@ -124,9 +124,30 @@ class WSFeedClient(FeedClient):
         self._transport: WSTransport | None = None
         self._listener: FeedListener | None = None
         self._totals = dict.fromkeys(self.LISTENER_COUNTERS, 0)
+        self._secrets: list[str] = []  # the latest credentials, for _scrub
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.where} healthy={self.healthy}>"
+
+    def _add_secret(self, secret: str) -> None:
+        """A credential that a server may echo back (a refusal naming the token): every
+        server-supplied text that reaches an event, a log line or an exception goes
+        through ``_scrub``. The last few are kept (a token source may refresh them)."""
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+            del self._secrets[:-4]
+
+    async def _resolve_token(self, source: TokenSource, what: str = "token") -> str:
+        """``resolve_token``, the token then kept for ``_scrub``."""
+        token = await resolve_token(source, what)
+        self._add_secret(token)
+        return token
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the credentials and secret-looking query values replaced."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return redact(text)
 
     @property
     def where(self) -> str:
@@ -294,7 +315,7 @@ class WSFeedClient(FeedClient):
             else:
                 reason = "connection lost"
         if self._disconnect_reason is None:  # not already explained by whoever closed it
-            self._disconnect_reason = redact(reason)
+            self._disconnect_reason = self._scrub(reason)
         self._on_link_lost(self._disconnect_reason)
 
     def _on_link_lost(self, reason: str) -> None:

@@ -30,7 +30,7 @@ import orjson
 
 from oddswire._http import Endpoint, request
 from oddswire._wire import FeedListener
-from oddswire._ws import TokenSource, WSFeedClient, resolve_token
+from oddswire._ws import TokenSource, WSFeedClient
 from oddswire.client import ReconnectPolicy, RecordPath, SequenceTracker
 from oddswire.codec import RecordSplitter
 from oddswire.errors import (
@@ -320,6 +320,7 @@ class _Resume:
     def __init__(self, base: str, token: str, buffer_bytes: int) -> None:
         self.base = base  # the hub URL after negotiate's redirects
         self.token = token
+        self.access_token: str | None = None  # a redirect's, when it gave one
         self.buffer_bytes = buffer_bytes
         self.rx_last = 0  # the highest id processed
         self.rx_next = 1  # the id of the next trackable message received
@@ -389,7 +390,10 @@ class BetcoreClient(WSFeedClient):
 
     ``sId`` is one counter per connection, not reset on reconnect: a skip, a repeat or a
     step back fires ``gap(expected, got)`` and is counted; every update carries whole game
-    states, so a gap is reported, not resynced. ``bt`` is read as the seconds left to bet.
+    states, so a gap is reported, not resynced. An update whose ``sId`` and ``tst`` are both
+    at or before the last applied one's is a redelivery: reported, not applied to the table
+    (``GamesTable.skip_redeliveries``), no ``games`` callback. ``bt`` is read as the
+    seconds left to bet.
 
     Liveness (HubProtocol): a Ping when nothing was sent for ``keepalive_interval``
     seconds; no message at all from the server for ``server_timeout`` seconds drops the
@@ -457,6 +461,7 @@ class BetcoreClient(WSFeedClient):
         self.stateful_buffer_bytes = stateful_buffer_bytes
         self._resume: _Resume | None = None
         self.table.healthy = False
+        self.table.skip_redeliveries = True
 
     # --- public API ----------------------------------------------------------------------
 
@@ -491,12 +496,13 @@ class BetcoreClient(WSFeedClient):
     # --- one connection ------------------------------------------------------------------
 
     async def _attempt(self) -> None:
-        token = await resolve_token(self._token, "access_token")
+        token = await self._resolve_token(self._token, "access_token")
         resume = self._resume
         if resume is not None:
             url = _with_query(resume.base, id=resume.token)
+            token = resume.access_token or token
         elif self.negotiate:
-            url = await self._negotiated(token)
+            url, token = await self._negotiated(token)
         else:
             url = self.url
         self._records = RecordSplitter(self.max_message_bytes)
@@ -530,7 +536,6 @@ class BetcoreClient(WSFeedClient):
                 for game_type in sorted(self._game_types):
                     self._send_trackable(subscribe_record(
                         "Subscribe", game_type, self.partner_client_id, self.count))
-            self.gate.release()
             await self._ws_wait(transport)
         finally:
             self._ws_release(listener, transport)
@@ -548,8 +553,10 @@ class BetcoreClient(WSFeedClient):
     def _is_fatal(self, exc: BaseException) -> bool:
         return super()._is_fatal(exc) or isinstance(exc, HandshakeError)
 
-    async def _negotiated(self, token: str) -> str:
-        """The WebSocket URL after ``POST .../negotiate?negotiateVersion=1``."""
+    async def _negotiated(self, token: str) -> tuple[str, str]:
+        """The WebSocket URL after ``POST .../negotiate?negotiateVersion=1``, and the access
+        token for it: a redirect's ``accessToken`` replaces ours, as in the reference
+        clients."""
         base = self.url
         for _ in range(10):
             http = "https" + base[3:] if base.startswith("wss") else "http" + base[2:]
@@ -574,18 +581,22 @@ class BetcoreClient(WSFeedClient):
             if not isinstance(body, dict):
                 raise ProtocolError("BETCORE: negotiate answered a non-object")
             if isinstance(body.get("error"), str):
-                raise HandshakeError(f"BETCORE: negotiate refused: {body['error']}")
+                raise HandshakeError(f"BETCORE: negotiate refused: {self._scrub(body['error'])}")
             if isinstance(body.get("url"), str):  # redirect: negotiate again there
                 base = body["url"].replace("https://", "wss://").replace("http://", "ws://")
                 if isinstance(body.get("accessToken"), str):
                     token = body["accessToken"]
+                    self._add_secret(token)
                 continue
             conn = body.get("connectionToken") or body.get("connectionId")
             if not isinstance(conn, str) or not conn:
                 raise ProtocolError("BETCORE: negotiate answered no connectionToken")
+            if conn == body.get("connectionToken"):
+                self._add_secret(conn)  # the connection token is a credential; the id is not
             if self.stateful_reconnect and body.get("useStatefulReconnect") is True:
                 self._resume = _Resume(base, conn, self.stateful_buffer_bytes)
-            return _with_query(base, id=conn)
+                self._resume.access_token = token
+            return _with_query(base, id=conn), token
         raise ProtocolError("BETCORE: negotiate redirected more than 10 times")
 
     # --- records -------------------------------------------------------------------------
@@ -613,8 +624,11 @@ class BetcoreClient(WSFeedClient):
         if not handshake.done():
             try:
                 handshake.set_result(parse_handshake(record))
-            except ProtocolError as e:
-                handshake.set_exception(e)
+            except ProtocolError as e:  # its text is the server's: it may echo the token
+                handshake.set_exception(type(e)(self._scrub(str(e))))
+                return
+            # Records in the same read as the response are updates: they raise healthy.
+            self.gate.release()
             return
         resume = self._resume
         if resume is not None and not self._resumable(resume, record):
@@ -673,6 +687,13 @@ class BetcoreClient(WSFeedClient):
         if self._established_at is None:
             self._mark_established()
         sid, last = update.sid, self.sequence.last
+        if not update.applied:
+            # A redelivery no newer than the table (sId and tst both at or before its
+            # last): reported, and left out, so newer coefficients are never rolled back.
+            self.sequence.duplicates += 1
+            self.stats_counters.gaps += 1
+            self.callbacks.emit("gap", (sid if last is None else last) + 1, sid)
+            return
         verdict = self.sequence.observe(sid)
         if verdict != "ok":
             self.stats_counters.gaps += 1
@@ -698,12 +719,21 @@ class BetcoreClient(WSFeedClient):
         self._resume = None  # a Close ends the logical connection: no resume after it
         error, allow = msg.get("error"), msg.get("allowReconnect") is True
         self.callbacks.emit("closed", error, allow)
-        self._disconnect_reason = "hub Close" + (f": {error}" if error else "")
+        self._disconnect_reason = "hub Close" + (f": {self._scrub(error)}" if error else "")
         if not allow:
             self.stop()
         elif self._transport is not None:
             self._transport.disconnect()
 
+
+    def _on_link_lost(self, reason: str) -> None:
+        records = self._records
+        if records is not None and records.pending and not self._stopping:
+            try:  # .NET: "Connection terminated while reading a message."
+                records.eof()
+            except ProtocolError as e:
+                self._error(ProtocolError(f"BETCORE: the connection ended inside a record "
+                                          f"({e})"))
 
     # --- liveness ------------------------------------------------------------------------
 

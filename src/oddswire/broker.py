@@ -41,7 +41,7 @@ from typing import Any, Literal
 import orjson
 
 from oddswire._wire import BrokerListener
-from oddswire._ws import TokenSource, WSFeedClient, resolve_token
+from oddswire._ws import TokenSource, WSFeedClient
 from oddswire.client import ReconnectPolicy, RecordPath
 from oddswire.errors import (
     AccountSwitchError,
@@ -247,7 +247,7 @@ class BrokerClient(WSFeedClient):
         try:
             transport = await self._ws_connect(listener, self.url)
             self._quotes_seen = 0
-            self._send({"authorization": await resolve_token(self._token)})
+            self._send({"authorization": await self._resolve_token(self._token)})
             try:
                 await asyncio.wait_for(asyncio.shield(self._auth), self.auth_timeout)
             except TimeoutError:

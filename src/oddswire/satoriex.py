@@ -46,7 +46,7 @@ import numpy.typing as npt
 import orjson
 
 from oddswire._wire import FeedListener, SatoriexListener
-from oddswire._ws import TokenSource, WSFeedClient, resolve_token
+from oddswire._ws import TokenSource, WSFeedClient
 from oddswire.client import ReconnectPolicy, RecordPath
 from oddswire.errors import ConfigError, DecodeError, ProtocolError
 from oddswire_native import MarketData
@@ -299,7 +299,7 @@ class SatoriexClient(WSFeedClient):
     # --- one connection ------------------------------------------------------------------
 
     async def _attempt(self) -> None:
-        token = await resolve_token(self._token, "token")
+        token = await self._resolve_token(self._token, "token")
         listener = self._make_listener()
         transport = None
         try:

@@ -66,7 +66,7 @@ import orjson
 
 from oddswire._tech55 import Bet, Order, Tech55Listener, bet_from_struct, order_from_struct
 from oddswire._wire import FeedListener
-from oddswire._ws import WSFeedClient, redact
+from oddswire._ws import WSFeedClient
 from oddswire.client import ReconnectPolicy, RecordPath, SequenceTracker
 from oddswire.errors import (
     AuthError,
@@ -633,6 +633,7 @@ class Tech55Client(WSFeedClient):
                          max_write_buffer=max_write_buffer, follow_redirects=follow_redirects,
                          auto_ping=False, record=record)
         self._api_key = api_key
+        self._add_secret(api_key)
         self.channels = tuple(chans)
         self.reliable = reliable
         self.batch_ack = batch_ack
@@ -778,7 +779,7 @@ class Tech55Client(WSFeedClient):
         if code is not None and code not in TRANSIENT_CLOSE_CODES and not self._stopping:
             fut.set_exception(AuthError(
                 f"55-tech: the server closed the connection before login_ok "
-                f"({redact(self._scrub(reason))}): login refused", code=str(code)))
+                f"({self._scrub(reason)}): login refused", code=str(code)))
         else:
             fut.set_exception(ConnectError(f"55-tech: {reason} before login_ok"))
 
@@ -818,11 +819,7 @@ class Tech55Client(WSFeedClient):
             verdict = self.sequence.observe(seq)
             if verdict != "ok":
                 if verdict == "gap":
-                    self.stats_counters.gaps += 1
-                    self._missing.append([last + 1, seq])
-                    if len(self._missing) > 64:
-                        del self._missing[0]
-                    self.callbacks.emit("gap", last + 1, seq)
+                    self._gap(last + 1, seq)
                 elif not self._fills_gap(seq):
                     # Acked again (its first ack may have been lost), unless its
                     # callbacks are still running: their end acks it.
@@ -898,6 +895,15 @@ class Tech55Client(WSFeedClient):
         self._routes.clear()
         if isinstance(self._listener, Tech55Listener):
             self._listener.invalidate()
+
+    def _gap(self, expected: int, got: int) -> None:
+        """``seq`` skipped ``expected..got-1``: counted, reported, and remembered for a late
+        fill (the latest 64 gaps)."""
+        self.stats_counters.gaps += 1
+        self._missing.append([expected, got])
+        if len(self._missing) > 64:
+            del self._missing[0]
+        self.callbacks.emit("gap", expected, got)
 
     def _fills_gap(self, seq: int) -> bool:
         for i, r in enumerate(self._missing):
@@ -985,9 +991,7 @@ class Tech55Client(WSFeedClient):
             last = self.sequence.last
             verdict = self.sequence.observe(seq)
             if verdict == "gap":
-                self.stats_counters.gaps += 1
-                self._missing.append([last + 1, seq])
-                self.callbacks.emit("gap", last + 1, seq)
+                self._gap(last + 1, seq)
             elif verdict != "ok" and not self._fills_gap(seq):
                 if require_ack and self.reliable and seq not in self._inflight:
                     self._ack(seq)
@@ -1000,17 +1004,18 @@ class Tech55Client(WSFeedClient):
                 self._ack(seq)
 
     def _on_login_ok(self, frame: bytes) -> None:
+        raw = orjson.loads(frame)  # the slow path has parsed it: valid JSON, an object
         try:
             session = msgspec.json.decode(frame, type=Session)
-            raw = orjson.loads(frame)
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
-            err = ProtocolError(f"55-tech: login_ok does not fit its schema ({e})")
-            if self._login is not None and not self._login.done():
-                self._login.set_exception(err)
-            else:
-                self._error(err)
-            return
-        known = {"type", *Session.__struct_encode_fields__}
+            off: list[str] = []
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            # A login_ok is a successful login whatever its informative fields look like:
+            # a null is an absent field, one off its type is left out (kept in ``extra``).
+            session, off = _lenient_session(raw)
+            self._error(ProtocolError(
+                f"55-tech: login_ok fields off their schema, left out: {', '.join(off)}"
+                if off else "55-tech: login_ok has null fields, read as absent"))
+        known = {"type", *Session.__struct_encode_fields__} - set(off)
         session.__dict__["_extra"] = {k: v for k, v in raw.items() if k not in known}
         previous = self.session
         if previous is None or previous.subscription_id != session.subscription_id:
@@ -1032,7 +1037,7 @@ class Tech55Client(WSFeedClient):
         code = msg.get("code")
         code = code if isinstance(code, str | int) else None
         text = msg.get("message") or msg.get("error") or msg.get("reason") or ""
-        detail = self._scrub(redact(str(text)))[:300]
+        detail = self._scrub(str(text))[:300]
         fut = self._login
         if fut is not None and not fut.done():
             err: Exception = AuthError(f"55-tech: login refused: {code or '?'}"
@@ -1044,9 +1049,6 @@ class Tech55Client(WSFeedClient):
             return
         self._error(ProtocolError(f"55-tech: server error {code or '?'}"
                                   + (f": {detail}" if detail else "")))
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***")
 
     # --- state ---------------------------------------------------------------------------
 
@@ -1155,6 +1157,22 @@ class Tech55Client(WSFeedClient):
 
     def _finished(self) -> None:
         self._cancel_flush()
+
+
+def _lenient_session(raw: dict[str, Any]) -> tuple[Session, list[str]]:
+    """``login_ok`` as a ``Session`` field by field: nulls dropped, and the names of the
+    fields that do not fit their type (left out)."""
+    fields = {k: v for k, v in raw.items() if k != "type" and v is not None}
+    good: dict[str, Any] = {}
+    off: list[str] = []
+    for k, v in fields.items():
+        try:
+            msgspec.convert({k: v}, Session)
+        except msgspec.ValidationError:
+            off.append(k)
+        else:
+            good[k] = v
+    return msgspec.convert(good, Session), off
 
 
 def _code(code: Any) -> int:

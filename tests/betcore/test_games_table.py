@@ -769,3 +769,24 @@ def test_a_long_run_with_new_rounds_keeps_memory_bounded():
             rss_half = _rss()
     assert len(t) <= 20 and t.rows <= 21 and t.event_rows <= 21 * 16
     assert _rss() - rss_half < 8 * 2**20
+
+
+@BOTH
+def test_skip_redeliveries_keeps_newer_state(impl):
+    """Off by default (every update applied); on, an update whose sId and tst are both at or
+    before the last applied one's is left out (``applied`` False) and the table keeps the
+    newer coefficient; a lower sId with a later tst (a counter restart) is applied."""
+    t = impl()
+    assert t.skip_redeliveries is False
+    t.apply(update([game(1, [event(196, 2.2)])], sid=2, tst=1_750_000_002))
+    assert t.apply(update([game(1, [event(196, 2.1)])], sid=1, tst=1_750_000_001)).applied
+    assert t.get(1, 196) == (2.1, False)
+    t = impl()
+    t.skip_redeliveries = True
+    steps = [(0, 0, 2.0, True), (2, 2, 2.2, True), (1, 1, 2.1, False), (2, 2, 2.3, False),
+             (3, 3, 2.4, True), (0, 9, 2.5, True), (0, 9, 2.6, False)]
+    for sid, dt_s, c, applied in steps:
+        u = t.apply(update([game(1, [event(196, c)])], sid=sid, tst=1_750_000_000 + dt_s))
+        assert u.applied is applied, (sid, dt_s)
+        assert u.sid == sid and u.game_ids == (1,)
+    assert t.get(1, 196) == (2.5, False) and t.sid == 0

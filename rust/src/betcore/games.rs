@@ -963,6 +963,10 @@ pub struct GamesCore<S: GamesStore> {
     pub tst: Option<i64>,
     pub bt: Option<f64>,
     pub im: bool,
+    /// Leave out updates no newer than the last applied one (`is_redelivery`).
+    pub skip_redeliveries: bool,
+    /// The last `apply` parsed a games update and left it out.
+    pub skipped: bool,
     pub retention_ns: Option<i64>,
     /// Lower bound of the live games' `ended_at_ns` (i64::MAX: none).
     earliest_end: i64,
@@ -988,6 +992,8 @@ impl<S: GamesStore> GamesCore<S> {
             tst: None,
             bt: None,
             im: false,
+            skip_redeliveries: false,
+            skipped: false,
             retention_ns: None,
             earliest_end: i64::MAX,
             scratch: Parsed::default(),
@@ -997,16 +1003,28 @@ impl<S: GamesStore> GamesCore<S> {
         }
     }
 
-    /// Parse and apply one record. `Ok(true)`: a games update was applied (its games are
-    /// `self.scratch.wgi()`); `Ok(false)`: another hub message, nothing changed.
+    /// Parse and apply one record. `Ok(true)`: a games update (its games are
+    /// `self.scratch.wgi()`), applied unless `self.skipped`; `Ok(false)`: another hub
+    /// message, nothing changed.
     pub fn apply(&mut self, buf: &[u8]) -> Result<bool, GamesError> {
         let mut parsed = std::mem::take(&mut self.scratch);
         let r = parse_record(buf, &mut parsed);
+        self.skipped = false;
         if r == Ok(true) {
-            self.apply_parsed(buf, &parsed);
+            self.skipped = self.skip_redeliveries && self.is_redelivery(&parsed);
+            if !self.skipped {
+                self.apply_parsed(buf, &parsed);
+            }
         }
         self.scratch = parsed;
         r
+    }
+
+    /// An update no newer than the last applied one (`sId` and `tst` both at or before
+    /// it): a redelivery, which must not roll newer state back. A lower `sId` with a later
+    /// `tst` is a counter restart, and applied.
+    pub fn is_redelivery(&self, u: &Parsed) -> bool {
+        matches!((self.sid, self.tst), (Some(sid), Some(tst)) if u.sid <= sid && u.tst <= tst)
     }
 
     /// Apply a parsed update; cannot fail, so a record is applied whole or not at all.

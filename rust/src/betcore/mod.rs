@@ -197,6 +197,9 @@ pub struct GamesUpdate {
     bt: f64,
     #[pyo3(get)]
     im: bool,
+    /// False: a redelivery no newer than the table's state, left out (the table unchanged).
+    #[pyo3(get)]
+    applied: bool,
     ids: SmallVec<[i64; 4]>,
 }
 
@@ -332,7 +335,8 @@ impl GamesTable {
             Ok(true) => {
                 let u = &self.core.scratch;
                 let ids = u.wgi().iter().map(|g| g.id).collect();
-                untracked(py, GamesUpdate { sid: u.sid, tst: u.tst, bt: u.bt, im: u.im, ids }).map(Some)
+                let applied = !self.core.skipped;
+                untracked(py, GamesUpdate { sid: u.sid, tst: u.tst, bt: u.bt, im: u.im, applied, ids }).map(Some)
             }
             Err(e) => Err(games_error(py, &e)),
         }
@@ -511,6 +515,20 @@ impl GamesTable {
     #[getter]
     fn tst(&self) -> Option<i64> {
         self.core.tst
+    }
+
+    /// True: an update whose `sId` and `tst` are both at or before the last applied
+    /// update's (a redelivery) is left out, so it cannot roll newer state back; `apply`
+    /// returns its `GamesUpdate` with `applied` False. False (the default): every update is
+    /// applied. `BetcoreClient` sets it.
+    #[getter]
+    fn skip_redeliveries(&self) -> bool {
+        self.core.skip_redeliveries
+    }
+
+    #[setter]
+    fn set_skip_redeliveries(&mut self, v: bool) {
+        self.core.skip_redeliveries = v;
     }
 
     /// The feed-health flag: False makes every coefficient unbettable.

@@ -432,6 +432,8 @@ class GamesUpdate:
     bt: float
     im: bool
     game_ids: tuple[int, ...]
+    #: False: a redelivery left out (``GamesTable.skip_redeliveries``).
+    applied: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +530,7 @@ class GamesTable:
         self._event_rows = _Rows(_EVENT_COLS, min(max(capacity, 16), 1 << 30))
         self._games: dict[int, _GameState] = {}
         self.healthy = True
+        self.skip_redeliveries = False
         self.sid: int | None = None
         self.tst: int | None = None
         self.betting_time: float | None = None
@@ -545,12 +548,16 @@ class GamesTable:
                               field=path or None) from None
         if u is None:
             return None
+        ids = tuple(g.id for g in u.games)
+        if (self.skip_redeliveries and self.sid is not None and self.tst is not None
+                and u.sid <= self.sid and u.tst <= self.tst):
+            return GamesUpdate(u.sid, u.tst, u.bt, u.im, ids, applied=False)
         for pg in u.games:
             self._put_game(pg, u)
         self.sid, self.tst, self.betting_time, self.maintenance = u.sid, u.tst, u.bt, u.im
         if self.retention_ns is not None:
             self.evict_finished(u.tst - self.retention_ns)
-        return GamesUpdate(u.sid, u.tst, u.bt, u.im, tuple(g.id for g in u.games))
+        return GamesUpdate(u.sid, u.tst, u.bt, u.im, ids)
 
     def _put_game(self, pg: _PGame, u: _Parsed) -> None:
         g = self._games.get(pg.id)

@@ -51,7 +51,10 @@ class BrokerListener:
                 self._report(ProtocolError(
                     "a new message started before the fragmented one ended; dropped it"))
             if fin:
-                self._message(bytes(payload), last_in_buffer)
+                if len(payload) > self.max_message_bytes:
+                    self._too_big()
+                else:
+                    self._message(bytes(payload), last_in_buffer)
                 return
             self._frag = bytearray()
         elif msg_type == CONTINUATION:
@@ -67,14 +70,17 @@ class BrokerListener:
         if len(self._frag) + len(payload) > self.max_message_bytes:
             self._frag = None
             self._discarding = not fin
-            self._report(ProtocolError(
-                f"fragmented message over max_message_bytes ({self.max_message_bytes}): "
-                "dropped, and the connection closed (1009)"))
+            self._too_big()
             return
         self._frag += payload
         if fin and msg_type == CONTINUATION:
             message, self._frag = bytes(self._frag), None
             self._message(message, last_in_buffer)
+
+    def _too_big(self) -> None:
+        self._report(ProtocolError(
+            f"a message over max_message_bytes ({self.max_message_bytes}): "
+            "dropped, and the connection closed (1009)"))
 
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
