@@ -8,8 +8,8 @@ from libc.stdint cimport int64_t
 
 from oddswire._framing cimport LineSink
 from oddswire._metrics cimport (
-    LatencyHistogram, ReadClock, StampLatency, hist_add, read_clock_elapsed, read_clock_init,
-    read_clock_start, realtime_ns, stamp_add,
+    HistStage, LatencyHistogram, ReadClock, StampLatency, read_clock_elapsed, read_clock_init,
+    read_clock_start, realtime_ns, stage_add, stage_flush, stamp_add,
 )
 
 from oddswire.errors import DecodeError
@@ -47,6 +47,7 @@ cdef class LogSink(LineSink):
     cdef object _version, _last  # client.version and sequence.last, written back lazily
     cdef int64_t _t_recv, _max_lag_ns
     cdef ReadClock _clock
+    cdef HistStage _stage_decoded, _stage_callback, _stage_callback_time
     cdef int64_t _clock_lead  # read_clock_start's stamp - t_recv: where the clock began
     cdef Py_ssize_t _n, _nbytes
     cdef bint _touch
@@ -106,7 +107,15 @@ cdef class LogSink(LineSink):
             fn = self._targets[<int>S_BATCH]
             if fn is not None:
                 self._call(S_BATCH, fn, batch)
+        self.flush_metrics()
         return n
+
+    cpdef flush_metrics(self):
+        """Add the staged latencies to the histograms (done at every ``end``)."""
+        if self._decoded is not None:
+            stage_flush(&self._stage_decoded, self._decoded)
+            stage_flush(&self._stage_callback, self._to_callback)
+        stage_flush(&self._stage_callback_time, self._callback_time)
 
     def lines(self, list lines, int64_t t_recv):
         """``begin``, each line, ``end``: for lines already split into bytes."""
@@ -134,7 +143,8 @@ cdef class LogSink(LineSink):
             fn(arg)
         except Exception as e:  # a bot's bug must not kill the feed
             self._callbacks.report(SLOT_NAMES[slot], e)
-        hist_add(self._callback_time, read_clock_elapsed(&self._clock) - t0)
+        stage_add(&self._stage_callback_time, self._callback_time,
+                  read_clock_elapsed(&self._clock) - t0)
         if self._callbacks.generation != self._generation:
             self._refresh()  # the callback registered another (or a hold started)
         return 0
@@ -153,7 +163,8 @@ cdef class LogSink(LineSink):
             client._bad_line(e)
             return 0
         if self._decoded is not None:
-            hist_add(self._decoded, self._clock_lead + read_clock_elapsed(&self._clock))
+            stage_add(&self._stage_decoded, self._decoded,
+                      self._clock_lead + read_clock_elapsed(&self._clock))
         slot = self._kinds.get(a.event_type, S_NONE)
         if slot == S_HEARTBEAT:
             self._sync()
@@ -200,5 +211,6 @@ cdef class LogSink(LineSink):
         if self._batch is not None:
             self._batch.append(a)
         if self._to_callback is not None:
-            hist_add(self._to_callback, self._clock_lead + read_clock_elapsed(&self._clock))
+            stage_add(&self._stage_callback, self._to_callback,
+                      self._clock_lead + read_clock_elapsed(&self._clock))
         return 0

@@ -17,7 +17,7 @@ from cpython.object cimport PyObject
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
-from oddswire._metrics cimport LatencyHistogram, ReadClock, StampLatency
+from oddswire._metrics cimport HistStage, LatencyHistogram, ReadClock, StampLatency
 
 
 ctypedef struct QuoteOut:
@@ -124,6 +124,10 @@ cdef class FeedListener(WSListener):
         readonly StampLatency server_stamp
         int64_t _t_read       # monotonic ns at the first frame of the current read
         ReadClock _clock      # stamps the read's messages relative to _t_read
+        # Staged histogram adds, flushed at the end of each read (see _metrics.pxd).
+        HistStage _stage_decoded
+        HistStage _stage_callback
+        HistStage _stage_server
         # wall - monotonic clock, re-read at most once a second (a clock read costs ~40 ns)
         int64_t _wall_offset
         int64_t _wall_offset_at
@@ -147,6 +151,7 @@ cdef class FeedListener(WSListener):
     cdef int _too_big(self) except -1
     cdef int _received(self, bint last) except -1
     cdef int _decoded(self) except -1
+    cdef int _flush_metrics(self) except -1
     cdef int _stamped(self, int64_t stamp_ns) except -1
     cdef int _call(self, object fn, object arg) except -1
     cdef int _report(self, object exc) except -1

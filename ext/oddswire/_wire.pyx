@@ -18,7 +18,8 @@ from cpython.pycapsule cimport PyCapsule_Import
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 from oddswire._metrics cimport (
-    hist_add, monotonic_ns, read_clock_elapsed, read_clock_init, read_clock_start, stamp_add,
+    monotonic_ns, read_clock_elapsed, read_clock_init, read_clock_start, stage_add,
+    stage_flush, stamp_stage_add, stamp_stage_flush,
 )
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
@@ -263,6 +264,7 @@ cdef class FeedListener(WSListener):
             self._on_connected(transport)
 
     cpdef on_ws_disconnected(self, WSTransport transport):
+        self._flush_metrics()
         hs = transport.close_handshake
         self.pong_timed_out = (transport.auto_ping_expect_pong and hs is not None
                                and hs.sent is not None and hs.sent.code == WSCloseCode.GOING_AWAY)
@@ -280,8 +282,11 @@ cdef class FeedListener(WSListener):
                 transport.disconnect(False)
             else:
                 transport.send_pong(frame.get_payload_as_bytes())
+            if frame.last_in_buffer:
+                self._flush_metrics()
             return
         if mt == WSMsgType.CLOSE:
+            self._flush_metrics()
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
             return
@@ -291,6 +296,8 @@ cdef class FeedListener(WSListener):
                               frame.payload_ptr, frame.payload_size)
         self._received(frame.last_in_buffer)
         self._frame(mt, frame.payload_ptr, frame.payload_size, frame.fin, frame.last_in_buffer)
+        if frame.last_in_buffer:
+            self._flush_metrics()
 
     cpdef send_user_specific_ping(self, WSTransport transport):
         self.pings += 1
@@ -323,6 +330,13 @@ cdef class FeedListener(WSListener):
             ptr = <const char*>&view[0]
         self._received(last_in_buffer)
         self._frame(msg_type, ptr, view.shape[0], fin, last_in_buffer)
+        if last_in_buffer:
+            self._flush_metrics()
+
+    def flush_metrics(self):
+        """Add the staged latencies to the histograms now (done at the end of every socket
+        read; a reader inside a callback calls this first)."""
+        self._flush_metrics()
 
     def mark_decoded(self):
         """The message being handled is decoded (a Python decoder's ``receive_to_decoded``)."""
@@ -428,7 +442,7 @@ cdef class FeedListener(WSListener):
         self.messages += 1
         self.on_message(data, size, last)
         if self.to_callback is not None:
-            hist_add(self.to_callback, read_clock_elapsed(&self._clock))
+            stage_add(&self._stage_callback, self.to_callback, read_clock_elapsed(&self._clock))
         return 0
 
     # --- latency (every message; see the class docstring) --------------------------------
@@ -440,9 +454,18 @@ cdef class FeedListener(WSListener):
         self._in_read = not last
         return 0
 
+    cdef int _flush_metrics(self) except -1:
+        if self.to_decoded is not None:
+            stage_flush(&self._stage_decoded, self.to_decoded)
+        if self.to_callback is not None:
+            stage_flush(&self._stage_callback, self.to_callback)
+        if self.server_stamp is not None:
+            stamp_stage_flush(&self._stage_server, self.server_stamp)
+        return 0
+
     cdef int _decoded(self) except -1:
         if self.to_decoded is not None:
-            hist_add(self.to_decoded, read_clock_elapsed(&self._clock))
+            stage_add(&self._stage_decoded, self.to_decoded, read_clock_elapsed(&self._clock))
         return 0
 
     cdef int _stamped(self, int64_t stamp_ns) except -1:
@@ -451,7 +474,8 @@ cdef class FeedListener(WSListener):
         if self._wall_offset_at == 0 or self._t_read - self._wall_offset_at > 1000000000:
             self._wall_offset = _wall_ns() - monotonic_ns()
             self._wall_offset_at = self._t_read
-        stamp_add(self.server_stamp, self._t_read + self._wall_offset, stamp_ns)
+        stamp_stage_add(&self._stage_server, self.server_stamp, self._t_read + self._wall_offset,
+                        stamp_ns)
         return 0
 
     cdef int on_message(self, const char* data, Py_ssize_t size, bint last) except -1:

@@ -137,6 +137,8 @@ class FeedListener(WSListener):
         last_in_buffer: bool = True,
     ) -> None:
         """Process one frame's payload as if picows had delivered it (tests)."""
+    def flush_metrics(self) -> None:
+        """Add the staged latencies to the histograms (done at the end of every read)."""
     def mark_decoded(self) -> None:
         """The message being handled is decoded (``receive_to_decoded``)."""
     def stamp(self, stamp_ns: object, *, ms: bool = False) -> None:

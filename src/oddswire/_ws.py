@@ -154,6 +154,10 @@ class WSFeedClient(FeedClient):
         """The URL without its query (which may hold credentials)."""
         return redact(self.url.split("?", 1)[0])
 
+    def _flush_metrics(self) -> None:
+        if self._listener is not None:
+            self._listener.flush_metrics()
+
     def _volume(self) -> dict[str, int]:
         totals = self.listener_totals()
         return {"messages": totals.get("messages", 0), "nbytes": totals.get("bytes", 0)}

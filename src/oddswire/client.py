@@ -686,6 +686,7 @@ class FeedClient:
     def stats(self) -> dict[str, Any]:
         """Counters, rates, latency histograms (receive -> decoded -> callback, server stamp
         -> receive), callback time and errors, health; each feed adds its own."""
+        self._flush_metrics()
         out = self.stats_counters.snapshot(self.callbacks, **self._volume())
         out["healthy"] = self.healthy
         out.update(self._extra_stats())
@@ -785,6 +786,9 @@ class FeedClient:
     def _read_socket(self) -> socket.socket | None:
         """The socket the feed reads from (for the slow-consumer check), None when down."""
         return None
+
+    def _flush_metrics(self) -> None:
+        """Add what compiled code staged to the latency histograms (before they are read)."""
 
     def _volume(self) -> dict[str, int]:
         """``messages`` / ``nbytes`` for ``stats()`` when counted outside ``Stats``."""

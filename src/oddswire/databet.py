@@ -187,11 +187,16 @@ class DatabetClient(FeedClient):
         self.version: str | None = self.state.load() if self.state else None
         self._saved = self.version
         self._stream: LineStream | None = None
+        self._log_sink: LogSink | None = None
         self._lagging = False
         self._refetching: set[str] = set()
         self.table.healthy = False
 
     # --- public API ----------------------------------------------------------------------
+
+    def _flush_metrics(self) -> None:
+        if self._log_sink is not None:
+            self._log_sink.flush_metrics()
 
     def _extra_stats(self) -> dict[str, Any]:
         return {"version": self.version, "events": self.table.event_count,
@@ -286,7 +291,7 @@ class DatabetClient(FeedClient):
     async def _stream_log(self) -> None:
         assert self.version is not None
         headers = {"Last-Version": self.version}
-        sink = LogSink(self)
+        sink = self._log_sink = LogSink(self)
         try:
             stream = await open_stream(
                 self.endpoint, "GET", f"/log?heartbeat_interval={self.heartbeat_interval}",

@@ -153,3 +153,52 @@ def test_stamp_latency_off_leaves_the_histograms_empty(loop: str) -> None:
         for key in ("receive_to_decoded", "receive_to_callback", "server_to_receive"):
             assert stats[key]["count"] == 0, key
     run(loop, main)
+
+
+def test_latencies_are_staged_within_a_read_and_flushed_at_its_end() -> None:
+    """Adds are staged in the listener (512 at a time) and reach the histograms when the
+    read ends, when a stage fills, or on ``flush_metrics()`` (what ``stats()`` calls); the
+    window minimum of ``server_to_receive`` is the same as adding them one by one."""
+    stats = Stats()
+    listener = BrokerListener(QuoteBook(), on_quote=lambda *q: None, metrics=stats)
+    now_ms = time.time_ns() // 1_000_000
+    frames = [f'["t","eurusd",1.0,2.0,{now_ms - i % 3}]'.encode() for i in range(1500)]
+    for f in frames[:1300]:  # one read, not ended: two stages of 512 flushed when full
+        listener.feed(f, last_in_buffer=False)
+    assert stats.receive_to_callback.n == stats.receive_to_decoded.n == 1024
+    assert stats.server_to_receive.n == 1024
+    listener.flush_metrics()
+    assert stats.receive_to_callback.n == stats.server_to_receive.n == 1300
+    for i, f in enumerate(frames[1300:]):
+        listener.feed(f, last_in_buffer=i == 199)
+    assert stats.receive_to_callback.n == stats.receive_to_decoded.n == 1500
+    assert sum(stats.receive_to_callback.counts.values()) == 1500
+    server = stats.server_to_receive
+    assert server.n == sum(server.counts.values()) == 1500
+    # the least delayed message (the newest stamp) bounds the offset; a stamp 10 s old is
+    # too large to stage and goes in directly, in order
+    assert server.offset_ns is not None and server.offset_ns < 3_000_000_000
+    listener.feed(f'["t","eurusd",1.0,2.0,{now_ms - 10_000}]'.encode(), last_in_buffer=False)
+    assert server.n == 1501 and server.max >= 10_000_000_000
+    listener.flush_metrics()
+    assert stats.receive_to_callback.n == 1501
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_stats_inside_a_callback_include_the_current_read(loop: str) -> None:
+    """``stats()`` from a callback flushes the listener's stages first."""
+    async def main() -> None:
+        async with BrokerSimulator(rate=None, customers={7: [2000009]}) as sim:
+            client = BrokerClient(sim.url, token=sim.signer.customer(7), account=2000009,
+                                  symbols=["eurusd", "xauusd"], reconnect=FAST)
+            seen: list[tuple[int, int]] = []
+
+            def on_quote(*q: Any) -> None:
+                if len(seen) < 2000:
+                    s = client.stats()
+                    seen.append((s["quotes"], s["receive_to_decoded"]["count"]))
+            client.on("quote", on_quote)
+            await run_until(client, lambda: len(seen) >= 2000)
+        # each call sees every quote decoded so far, its own included
+        assert all(decoded == quotes for quotes, decoded in seen), seen[:5]
+    run(loop, main)
