@@ -7,41 +7,44 @@ records split across frames at every awkward point, several per frame, cut short
 close, over the bound; Ping and Close (with and without ``error`` / ``allowReconnect``);
 unknown targets and types; argument layouts the spec leaves open; games that change
 shape; redelivered, repeated and out-of-order ``sId``; a backlog after an outage; peers
-that never finish the upgrade, never answer the handshake, fall silent, close with every
-close code, answer 401/403 or flood; ``stop()`` from every state; secrets."""
+that fall silent or flood; secrets. What every WebSocket feed shares (peers that never
+finish the upgrade or never answer the handshake, every close code, 401/403, ``stop()``
+from every state) is in ``common/test_hostile_lifecycle.py``."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any
 
 import orjson
 import pytest
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
 from hostile_peers import (
+    BETCORE,
+    RS,
+    TOKEN,
+    ScriptedPeer,
     captured_logs,
     client_lines,
     ended_within,
+    errors_of,
+    ev,
     exception_texts,
-    port_of,
+    game,
+    hub,
+    payload,
     recorder,
-    refusing_port,
+    send_all,
     serve_peer,
-    silent_tcp,
     stop_and_end,
+    tst,
+    update,
 )
 from netutil import LOOPS, run, wait_until
-from oddswire.betcore import BetcoreClient
-from oddswire.client import ReconnectPolicy
 from oddswire.errors import (
     AuthError,
-    ConnectError,
     DecodeError,
     HandshakeError,
     OddswireError,
@@ -49,106 +52,25 @@ from oddswire.errors import (
     StaleFeedError,
 )
 
-FAST = ReconnectPolicy(initial=0.01, maximum=0.05)
-TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib3QifQ.S3CR3T-betcore-signature"
-RS = "\x1e"
-BASE = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-
 Script = Callable[[ServerConnection, int], Awaitable[None]]
 
 
-# --- wire builders (from the spec's example) -----------------------------------------------
-
-def ev(t: int, c: float, b: bool = False) -> dict[str, Any]:
-    return {"t": t, "p": [], "c": c, "b": b, "sn": f"03{t:03d}"}
-
-
-def game(i: int, events: list[dict[str, Any]], *, t: int = 3, s: int = 2, ps: int = 1,
-         **extra: Any) -> dict[str, Any]:
-    g: dict[str, Any] = {
-        "i": i, "t": t, "ge": f"PB{i}", "s": s, "ps": ps, "cr": 1,
-        "sdt": "2025-06-19T15:56:50.529Z", "fdt": "2025-06-19T15:59:50.529Z",
-        "r": [{"v": "3c", "hi": 1, "ra": None, "ri": 1, "s": 1, "sn": 1, "vi": None,
-               "h": False}],
-        "h": [{"i": 1, "r": [], "s": 0, "p": 0}],
-        "e": events, "vs": 2, "lrId": i - 1,
-        "di": {"id": 2312, "n": "Dealer", "c": "Poland", "a": 31}}
-    g.update(extra)
-    return g
-
-
-def tst(offset_s: float) -> str:
-    t = BASE + datetime.timedelta(seconds=offset_s)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
-
-
-def payload(sid: int, games: list[dict[str, Any]], *, at: float | None = None,
-            bt: float = 10, im: bool = False) -> dict[str, Any]:
-    return {"wgi": games, "tst": tst(sid if at is None else at), "bt": bt, "im": im,
-            "sId": sid}
-
-
-def update(sid: int, games: list[dict[str, Any]] | None = None, **kw: Any) -> str:
-    """One WholeGamesInfoSubscribe record (with its separator)."""
-    if games is None:
-        games = [game(100, [ev(196, 5.5)])]
-    return hub({"type": 1, "target": "WholeGamesInfoSubscribe",
-                "arguments": [payload(sid, games, **kw)]})
-
-
-def hub(msg: Any) -> str:
-    return orjson.dumps(msg).decode() + RS
-
-
-class HubPeer:
-    """A `websockets` hub: reads the handshake request, answers ``handshake`` (None: no
-    answer), then runs ``script(ws, connection_index)`` while recording what the client
-    sends; the connection stays open until the client or the script closes it."""
+class HubPeer(ScriptedPeer):
+    """A hub: answers the handshake request with ``handshake`` (None: no answer), then runs
+    ``script(ws, connection_index)``; records what the client sends, as text."""
 
     def __init__(self, script: Script | None = None, handshake: str | None = "{}" + RS) -> None:
-        self.script = script
+        super().__init__(script)
         self.handshake = handshake
-        self.connections = 0
-        self.received: list[list[str]] = []
-        self.close_codes: list[int | None] = []
-        self.requests: list[str] = []
 
-    async def handler(self, ws: ServerConnection) -> None:
-        n = self.connections
-        self.connections += 1
-        got: list[str] = []
-        self.received.append(got)
-        self.requests.append(ws.request.path if ws.request is not None else "")
-        reader = None
-        try:
-            first = await ws.recv()
-            got.append(first if isinstance(first, str) else first.decode())
-            if self.handshake is not None:
-                await ws.send(self.handshake)
-            reader = asyncio.ensure_future(self._read(ws, got))
-            if self.script is not None:
-                await self.script(ws, n)
-            await reader
-        except ConnectionClosed:
-            pass
-        finally:
-            if reader is not None:
-                reader.cancel()
-        self.close_codes.append(ws.close_code)
-
-    @staticmethod
-    async def _read(ws: ServerConnection, got: list[str]) -> None:
-        try:
-            async for msg in ws:
-                got.append(msg if isinstance(msg, str) else msg.decode())  # noqa: PERF401 (read live)
-        except ConnectionClosed:
-            pass
+    def greet(self, first: str, n: int) -> list[str]:
+        return [] if self.handshake is None else [self.handshake]
 
     def subscribes(self, n: int = 0) -> list[Any]:
         out: list[Any] = []
         if n >= len(self.received):
             return out
-        for text in self.received[n][1:]:
+        for text in self.received[n]:
             for rec in text.split(RS):
                 if rec:
                     msg = orjson.loads(rec)
@@ -157,23 +79,8 @@ class HubPeer:
         return out
 
 
-def client_for(url: str, **kw: Any) -> BetcoreClient:
-    kw.setdefault("reconnect", FAST)
-    kw.setdefault("game_types", (3,))
-    return BetcoreClient(url, access_token=TOKEN, partner_client_id=7, **kw)
-
-
-def url_of(server: Any) -> str:
-    return f"ws://127.0.0.1:{port_of(server)}/signalrhub-integration-service/hubs"
-
-
-async def send_all(ws: ServerConnection, frames: list[str]) -> None:
-    for f in frames:
-        await ws.send(f)
-
-
-def errors_of(seen: dict[str, list[Any]], kind: type[BaseException]) -> list[Any]:
-    return [e for e in seen["error"] if isinstance(e, kind)]
+client_for = BETCORE.client
+url_of = BETCORE.url
 
 
 # --- handshake -----------------------------------------------------------------------------
@@ -189,7 +96,7 @@ def test_handshake_request_and_subscribe_are_as_the_spec_writes_them(loop: str) 
             await wait_until(lambda: len(peer.subscribes()) == 2 and seen["games"],
                              5, "the subscribes")
             await stop_and_end(client, task)
-        assert peer.received[0][0] == '{"protocol":"json","version":1}' + RS
+        assert peer.firsts[0] == '{"protocol":"json","version":1}' + RS
         assert "access_token=" in peer.requests[0]
         for msg, game_type in zip(peer.subscribes(), (3, 5), strict=True):
             assert msg["type"] == 1 and msg["target"] == "Subscribe"
@@ -632,35 +539,6 @@ def test_a_skip_is_a_gap_event(loop: str) -> None:
 # --- peers that do not play along ----------------------------------------------------------
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_a_peer_that_never_completes_the_upgrade(loop: str) -> None:
-    async def main() -> None:
-        async with silent_tcp() as (port, accepted):
-            client = client_for(f"ws://127.0.0.1:{port}/hub", connect_timeout=0.3)
-            seen = recorder(client)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: len(seen["error"]) >= 2, 10, "two timeouts")
-            await stop_and_end(client, task)
-        assert all(isinstance(e, ConnectError) for e in seen["error"]), seen["error"]
-        assert len(accepted) >= 2 and seen["connected"] == []
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_a_peer_that_never_answers_the_hub_handshake(loop: str) -> None:
-    async def main() -> None:
-        peer = HubPeer(handshake=None)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server), handshake_timeout=0.3)
-            seen = recorder(client)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: peer.connections >= 2, 10, "a retry")
-            await stop_and_end(client, task)
-        assert errors_of(seen, ConnectError), seen["error"]
-        assert peer.subscribes() == [], "never subscribes before the handshake response"
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
 def test_a_peer_that_falls_silent_is_dropped_after_the_server_timeout(loop: str) -> None:
     async def main() -> None:
         async def script(ws: ServerConnection, n: int) -> None:
@@ -675,57 +553,8 @@ def test_a_peer_that_falls_silent_is_dropped_after_the_server_timeout(loop: str)
             await stop_and_end(client, task)
         assert errors_of(seen, StaleFeedError), seen["error"]
         assert seen["stale"], "healthy dropped while silent"
-        pings = [t for t in peer.received[0][1:] if '"type":6' in t]
+        pings = [t for t in peer.received[0] if '"type":6' in t]
         assert pings, "the client kept the link alive with Pings"
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_every_close_code_while_streaming_reconnects(loop: str) -> None:
-    codes = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000,
-             4000, 4401, 4999]
-
-    async def main() -> None:
-        async def script(ws: ServerConnection, n: int) -> None:
-            await ws.send(update(n))
-            if n < len(codes):
-                await ws.close(codes[n], f"reason {n}")
-        peer = HubPeer(script)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server))
-            seen = recorder(client)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: len(seen["games"]) > len(codes), 20, "every code")
-            await stop_and_end(client, task)
-        assert peer.connections == len(codes) + 1
-        for code, reason in zip(codes, seen["disconnected"], strict=False):
-            assert str(code) in reason, (code, reason)
-        assert seen["gap"] == []
-    run(loop, main, timeout=40)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-@pytest.mark.parametrize("status", [HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN])
-def test_401_or_403_at_the_upgrade_is_an_auth_error_without_retries(
-        loop: str, status: HTTPStatus) -> None:
-    async def main() -> None:
-        requests: list[str] = []
-
-        def process_request(conn: ServerConnection, request: Request) -> Response:
-            requests.append(request.path)
-            return conn.respond(status, f"bad token {TOKEN}\n")
-
-        async def handler(ws: ServerConnection) -> None:
-            raise AssertionError("never upgraded")
-
-        with captured_logs() as logs:
-            async with serve_peer(handler, process_request=process_request) as server:
-                client = client_for(url_of(server))
-                with pytest.raises(AuthError) as info:
-                    await asyncio.wait_for(client.run(), 5)
-        assert len(requests) == 1
-        assert all(TOKEN not in t for t in exception_texts(info.value))
-        assert all(TOKEN not in line for line in client_lines(logs))
     run(loop, main, timeout=20)
 
 
@@ -748,99 +577,6 @@ def test_a_flooding_hub_is_kept_up_with_and_stop_is_prompt(loop: str) -> None:
             await stop_and_end(client, task)
         assert not errors_of(seen, ProtocolError)
     run(loop, main, timeout=40)
-
-
-# --- stop() from every state ---------------------------------------------------------------
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_stop_while_connecting(loop: str) -> None:
-    async def main() -> None:
-        async with silent_tcp() as (port, accepted):
-            client = client_for(f"ws://127.0.0.1:{port}/hub", connect_timeout=30)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: accepted, 5, "TCP accept")
-            await asyncio.sleep(0.05)
-            await stop_and_end(client, task)
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_stop_while_waiting_for_the_hub_handshake(loop: str) -> None:
-    async def main() -> None:
-        peer = HubPeer(handshake=None)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server))  # handshake_timeout 15 s
-            seen = recorder(client)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: peer.received and peer.received[0], 5, "the handshake")
-            await stop_and_end(client, task)
-        assert seen["disconnected"] == ["stopped"]
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_stop_while_streaming_closes_politely(loop: str) -> None:
-    async def main() -> None:
-        async def script(ws: ServerConnection, n: int) -> None:
-            for i in range(10**6):
-                await ws.send(update(i))
-                await asyncio.sleep(0.005)
-        peer = HubPeer(script)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server))
-            seen = recorder(client)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: len(seen["games"]) >= 5, 5, "updates")
-            await stop_and_end(client, task)
-            await wait_until(lambda: peer.close_codes, 5, "the server sees the close")
-        assert peer.close_codes == [1000] and peer.connections == 1
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_stop_during_the_backoff(loop: str) -> None:
-    async def main() -> None:
-        client = client_for(f"ws://127.0.0.1:{refusing_port()}/hub",
-                            reconnect=ReconnectPolicy(initial=30, maximum=30, jitter=0))
-        seen = recorder(client)
-        task = asyncio.ensure_future(client.run())
-        await wait_until(lambda: len(seen["error"]) >= 2, 5, "two refusals")
-        await asyncio.sleep(0.05)
-        await stop_and_end(client, task)
-        assert all(isinstance(e, ConnectError) for e in seen["error"])
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-@pytest.mark.parametrize("kind", ["sync", "async"])
-def test_stop_inside_a_callback(loop: str, kind: str) -> None:
-    async def main() -> None:
-        async def script(ws: ServerConnection, n: int) -> None:
-            for i in range(10**6):
-                await ws.send(update(i))
-                await asyncio.sleep(0.005)
-        peer = HubPeer(script)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server))
-            calls: list[int] = []
-            if kind == "sync":
-                @client.on("games")
-                def on_games(u: Any) -> None:
-                    calls.append(u.sid)
-                    if len(calls) == 3:
-                        client.stop()
-            else:
-                @client.on("games")
-                async def on_games_async(u: Any) -> None:
-                    calls.append(u.sid)
-                    if len(calls) == 3:
-                        await client.stop()
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: len(calls) >= 3, 5, "three updates")
-            await ended_within(task, 2, "stop() in a callback")
-            task.result()
-        assert len(calls) <= 4 and peer.connections == 1
-    run(loop, main, timeout=20)
 
 
 # --- secrets -------------------------------------------------------------------------------

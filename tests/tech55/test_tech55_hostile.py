@@ -7,41 +7,43 @@ refused logins (an ``error`` message, a close before ``login_ok``); reliable del
 (acks after the callbacks, redelivered ``seq`` acked again but never delivered twice,
 across a reconnect); gaps and late fills; payloads with fields missing, extra, null or as
 strings; invalid JSON and UTF-8; a message over the bound; JSON ping/pong and a server
-that stops pinging; unknown channels and types; peers that never finish the upgrade,
-never answer the login, close with every code, answer 401/403 or flood; ``stop()`` from
-every state; the API key in logs, errors, ``repr`` and ``stats()``."""
+that stops pinging; unknown channels and types; a flooding server; the API key in logs,
+errors, ``repr`` and ``stats()``. What every WebSocket feed shares (peers that never
+finish the upgrade or never answer the login, every close code, 401/403, ``stop()`` from
+every state) is in ``common/test_hostile_lifecycle.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any
 
 import orjson
 import pytest
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
 from hostile_peers import (
+    API_KEY,
+    ORDER,
+    TECH55,
+    TS,
+    ScriptedPeer,
     captured_logs,
     client_lines,
-    ended_within,
+    data,
+    errors_of,
     exception_texts,
-    port_of,
+    login_ok,
+    order,
     recorder,
-    refusing_port,
+    send_all,
     serve_peer,
-    silent_tcp,
     stop_and_end,
 )
 from netutil import LOOPS, run, wait_until
-from oddswire.client import ReconnectPolicy
 from oddswire.errors import (
     AuthError,
-    ConnectError,
     DecodeError,
     OddswireError,
     ProtocolError,
@@ -49,24 +51,10 @@ from oddswire.errors import (
 )
 from oddswire.tech55 import Balance, Bet, Order, Tech55Client
 
-FAST = ReconnectPolicy(initial=0.01, maximum=0.05)
-API_KEY = "55t-LIVE-k3y-0f-th3-b0t-7f3a9c"
-TS = 1771183909789
-
 Script = Callable[[ServerConnection, int], Awaitable[None]]
 
 # --- the spec's payloads -------------------------------------------------------------------
 
-ORDER: dict[str, Any] = {
-    "orderId": 327, "requestUuid": "eb45b192-317b-42d5-9f65-af497b9fa8c1", "client": "demo",
-    "clientName": "demo", "fixtureId": "id1000004461512432", "outcomeId": 103, "playerId": 0,
-    "orderPrice": 1.95, "orderStake": 10.0, "filledStake": 10.0, "remainingStake": 0.0,
-    "orderStatus": "FILLED", "statusReason": None, "userRef": "bettor1234",
-    "testOrder": False, "acceptBetterOdds": True, "acceptPartialStake": True,
-    "orderCurrency": "USD", "back": True, "allowedBookmakers": "*", "oddsInfo": None,
-    "meta": {}, "expiresAt": "2026-02-07T17:29:37+00:00",
-    "filledAt": "2026-02-07T17:29:32+00:00", "createdAt": "2026-02-07T17:29:32+00:00",
-    "updatedAt": "2026-02-07T17:29:32+00:00"}
 BET: dict[str, Any] = {
     "betId": 73, "orderId": 327, "bookmaker": "pinnacle", "bookmakerBetId": "3332684214",
     "betStatus": "CONFIRMED", "settlementStatus": "UNSETTLED", "placedStake": 10.0,
@@ -84,83 +72,28 @@ BALANCE: dict[str, Any] = {"clientName": "demo", "bookmaker": "pinnacle",
                            "ts": 1771183910123}
 
 
-def data(channel: str, seq: Any, payload: Any, *, event: str = "INSERT", ack: bool = False,
-         ts: Any = TS) -> str:
-    msg: dict[str, Any] = {"type": "data", "channel": channel, "event": event,
-                           "payload": payload, "ts": ts, "seq": seq}
-    if ack:
-        msg["requireAck"] = True
-    return orjson.dumps(msg).decode()
-
-
-def order(seq: Any, ack: bool = False, **changes: Any) -> str:
-    return data("orders", seq, {**ORDER, **changes}, ack=ack)
-
-
-def login_ok(login: dict[str, Any], subscription: int = 1, **changes: Any) -> str:
-    reliable = login.get("reliableDelivery") is True
-    msg: dict[str, Any] = {
-        "type": "login_ok", "clientName": "demo", "channels": login.get("channels", []),
-        "subscriptionId": subscription,
-        "access": {"clientFiltered": ["orders", "bets", "settlements", "accounts",
-                                      "balance", "betslip"],
-                   "global": ["fixtures", "currencies", "status", "emergency"]},
-        "reliableDelivery": reliable,
-        "features": {"messageOrdering": True, "acknowledgments": reliable,
-                     "batchAck": False}}
-    msg.update(changes)
-    return orjson.dumps({k: v for k, v in msg.items() if v is not ...}).decode()
-
-
-class Peer:
-    """A `websockets` 55-tech server: reads the login, answers ``answer(login, n)`` (a
-    list of frames; None: never), then runs ``script(ws, n)`` while recording what the
-    client sends and answering its pings (unless ``answer_pings`` is False)."""
+class Peer(ScriptedPeer):
+    """A 55-tech server: answers the login with ``answer(login, n)`` (a list of frames;
+    None: never), then runs ``script(ws, n)``; records the logins and, decoded, what the
+    client sends, answering its pings (unless ``answer_pings`` is False)."""
 
     def __init__(self, script: Script | None = None,
                  answer: Callable[[dict[str, Any], int], list[str] | None] | None = None,
                  answer_pings: bool = True) -> None:
-        self.script = script
+        super().__init__(script)
         self.answer = answer or (lambda login, n: [login_ok(login)])
         self.answer_pings = answer_pings
-        self.connections = 0
         self.logins: list[dict[str, Any]] = []
-        self.received: list[list[Any]] = []
-        self.close_codes: list[int | None] = []
 
-    async def handler(self, ws: ServerConnection) -> None:
-        n = self.connections
-        self.connections += 1
-        got: list[Any] = []
-        self.received.append(got)
-        reader = None
-        try:
-            login = orjson.loads(await ws.recv())
-            self.logins.append(login)
-            frames = self.answer(login, n)
-            reader = asyncio.ensure_future(self._read(ws, got))
-            if frames is not None:
-                for f in frames:
-                    await ws.send(f)
-                if self.script is not None:
-                    await self.script(ws, n)
-            await reader
-        except ConnectionClosed:
-            pass
-        finally:
-            if reader is not None:
-                reader.cancel()
-        self.close_codes.append(ws.close_code)
+    def greet(self, first: str, n: int) -> list[str] | None:
+        self.logins.append(orjson.loads(first))
+        return self.answer(self.logins[-1], n)
 
-    async def _read(self, ws: ServerConnection, got: list[Any]) -> None:
-        try:
-            async for raw in ws:
-                msg = orjson.loads(raw)
-                got.append(msg)
-                if msg.get("type") == "ping" and self.answer_pings:
-                    await ws.send('{"type":"pong"}')
-        except ConnectionClosed:
-            pass
+    def decode(self, msg: str) -> Any:
+        return orjson.loads(msg)
+
+    def reply(self, msg: Any) -> str | None:
+        return '{"type":"pong"}' if msg.get("type") == "ping" and self.answer_pings else None
 
     def acks(self, n: int | None = None) -> list[int]:
         conns = self.received if n is None else self.received[n:n + 1]
@@ -175,29 +108,14 @@ class Peer:
         return [m.get("type") for m in self.received[n]] if n < len(self.received) else []
 
 
-def client_for(url: str, **kw: Any) -> Tech55Client:
-    kw.setdefault("reconnect", FAST)
-    kw.setdefault("channels", ("orders", "bets", "settlements", "balance"))
-    return Tech55Client(url, api_key=API_KEY, **kw)
-
-
-def url_of(server: Any) -> str:
-    return f"ws://127.0.0.1:{port_of(server)}/ws"
-
-
-async def send_all(ws: ServerConnection, frames: list[str | bytes]) -> None:
-    for f in frames:
-        await ws.send(f)
+client_for = TECH55.client
+url_of = TECH55.url
 
 
 def calls(client: Tech55Client, channel: str) -> list[tuple[Any, Any, Any, Any]]:
     out: list[tuple[Any, Any, Any, Any]] = []
     client.on(channel, lambda event, payload, seq, ts: out.append((event, payload, seq, ts)))
     return out
-
-
-def errors_of(seen: dict[str, list[Any]], kind: type[BaseException]) -> list[Any]:
-    return [e for e in seen["error"] if isinstance(e, kind)]
 
 
 # --- login -------------------------------------------------------------------------------
@@ -624,82 +542,6 @@ def test_server_pings_are_answered_and_a_server_that_stops_pinging_is_dropped(
 # --- peers that do not play along ----------------------------------------------------------
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_a_peer_that_never_completes_the_upgrade(loop: str) -> None:
-    async def main() -> None:
-        async with silent_tcp() as (port, accepted):
-            client = client_for(f"ws://127.0.0.1:{port}/ws", connect_timeout=0.3)
-            seen = recorder(client)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: len(seen["error"]) >= 2, 10, "two timeouts")
-            await stop_and_end(client, task)
-        assert all(isinstance(e, ConnectError) for e in seen["error"]), seen["error"]
-        assert len(accepted) >= 2
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_a_peer_that_never_answers_the_login(loop: str) -> None:
-    async def main() -> None:
-        peer = Peer(answer=lambda login, n: None)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server), login_timeout=0.3)
-            seen = recorder(client)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: peer.connections >= 2, 10, "a retry")
-            await stop_and_end(client, task)
-        assert errors_of(seen, ConnectError), seen["error"]
-        assert seen["login"] == []
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_every_close_code_after_the_login_reconnects(loop: str) -> None:
-    codes = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000,
-             4000, 4401, 4999]
-
-    async def main() -> None:
-        async def script(ws: ServerConnection, n: int) -> None:
-            await ws.send(order(n + 1))
-            if n < len(codes):
-                await ws.close(codes[n], f"reason {n}")
-        peer = Peer(script=script)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server))
-            seen = recorder(client)
-            orders = calls(client, "orders")
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: len(orders) > len(codes), 20, "every code")
-            await stop_and_end(client, task)
-        assert peer.connections == len(codes) + 1
-        for code, reason in zip(codes, seen["disconnected"], strict=False):
-            assert str(code) in reason, (code, reason)
-        assert seen["gap"] == [] and not errors_of(seen, AuthError)
-    run(loop, main, timeout=40)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-@pytest.mark.parametrize("status", [HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN])
-def test_401_or_403_at_the_upgrade_is_an_auth_error_without_retries(
-        loop: str, status: HTTPStatus) -> None:
-    async def main() -> None:
-        requests: list[str] = []
-
-        def process_request(conn: ServerConnection, request: Request) -> Response:
-            requests.append(request.path)
-            return conn.respond(status, "no\n")
-
-        async def handler(ws: ServerConnection) -> None:
-            raise AssertionError("never upgraded")
-
-        async with serve_peer(handler, process_request=process_request) as server:
-            client = client_for(url_of(server))
-            with pytest.raises(AuthError):
-                await asyncio.wait_for(client.run(), 5)
-        assert len(requests) == 1
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
 def test_a_flooding_server_with_reliable_delivery(loop: str) -> None:
     async def main() -> None:
         async def script(ws: ServerConnection, n: int) -> None:
@@ -722,99 +564,6 @@ def test_a_flooding_server_with_reliable_delivery(loop: str) -> None:
         acks = peer.acks()
         assert acks == list(range(1, len(acks) + 1)) and len(acks) >= len(seqs) - 100
     run(loop, main, timeout=60)
-
-
-# --- stop() from every state ---------------------------------------------------------------
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_stop_while_connecting(loop: str) -> None:
-    async def main() -> None:
-        async with silent_tcp() as (port, accepted):
-            client = client_for(f"ws://127.0.0.1:{port}/ws", connect_timeout=30)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: accepted, 5, "TCP accept")
-            await asyncio.sleep(0.05)
-            await stop_and_end(client, task)
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_stop_while_waiting_for_login_ok(loop: str) -> None:
-    async def main() -> None:
-        peer = Peer(answer=lambda login, n: None)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server))  # login_timeout 30 s
-            seen = recorder(client)
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: peer.logins, 5, "the login")
-            await stop_and_end(client, task)
-        assert seen["disconnected"] == ["stopped"] and seen["error"] == []
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_stop_while_streaming_closes_politely(loop: str) -> None:
-    async def main() -> None:
-        async def script(ws: ServerConnection, n: int) -> None:
-            for i in range(1, 10**6):
-                await ws.send(order(i))
-                await asyncio.sleep(0.005)
-        peer = Peer(script=script)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server))
-            orders = calls(client, "orders")
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: len(orders) >= 5, 5, "orders")
-            await stop_and_end(client, task)
-            await wait_until(lambda: peer.close_codes, 5, "the server sees the close")
-        assert peer.close_codes == [1000] and peer.connections == 1
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-def test_stop_during_the_backoff(loop: str) -> None:
-    async def main() -> None:
-        client = client_for(f"ws://127.0.0.1:{refusing_port()}/ws",
-                            reconnect=ReconnectPolicy(initial=30, maximum=30, jitter=0))
-        seen = recorder(client)
-        task = asyncio.ensure_future(client.run())
-        await wait_until(lambda: len(seen["error"]) >= 2, 5, "two refusals")
-        await asyncio.sleep(0.05)
-        await stop_and_end(client, task)
-        assert all(isinstance(e, ConnectError) for e in seen["error"])
-    run(loop, main, timeout=20)
-
-
-@pytest.mark.parametrize("loop", LOOPS)
-@pytest.mark.parametrize("kind", ["sync", "async"])
-def test_stop_inside_a_callback(loop: str, kind: str) -> None:
-    async def main() -> None:
-        async def script(ws: ServerConnection, n: int) -> None:
-            for i in range(1, 10**6):
-                await ws.send(order(i, ack=True))
-                await asyncio.sleep(0.005)
-        peer = Peer(script=script)
-        async with serve_peer(peer.handler) as server:
-            client = client_for(url_of(server), reliable=True)
-            got: list[int] = []
-            if kind == "sync":
-                @client.on("orders")
-                def on_order(event: str, payload: Any, seq: int, ts: int) -> None:
-                    got.append(seq)
-                    if len(got) == 3:
-                        client.stop()
-            else:
-                @client.on("orders")
-                async def on_order_async(event: str, payload: Any, seq: int, ts: int) -> None:
-                    got.append(seq)
-                    if len(got) == 3:
-                        await client.stop()
-            task = asyncio.ensure_future(client.run())
-            await wait_until(lambda: len(got) >= 3, 5, "three orders")
-            await ended_within(task, 2, "stop() in a callback")
-            task.result()
-        assert len(got) <= 4 and peer.connections == 1
-    run(loop, main, timeout=20)
 
 
 # --- secrets -------------------------------------------------------------------------------
