@@ -18,10 +18,9 @@ from cpython.pycapsule cimport PyCapsule_Import
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 from oddswire._metrics cimport (
-    monotonic_ns, read_clock_elapsed, read_clock_init, read_clock_start, stage_add,
-    stage_flush, stamp_stage_add, stamp_stage_flush,
+    monotonic_ns, read_clock_elapsed, read_clock_init, read_clock_start, realtime_ns,
+    stage_add, stage_flush, stamp_stage_add, stamp_stage_flush,
 )
-from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from picows.picows cimport (
     WSCloseCode,
@@ -45,12 +44,6 @@ if native_api.abi_version != ABI_VERSION or native_api.size != sizeof(NativeApi)
     raise ImportError(
         "oddswire._wire and oddswire_native were built from different versions; "
         "reinstall both: pip install ./rust .")
-
-
-cdef inline int64_t _wall_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
 cdef inline bint _is_ws(char c) noexcept nogil:
@@ -94,7 +87,7 @@ cdef class Recorder:
         self.flush_bytes = flush_bytes
         self.per_read = per_read
         self._flush_ns = <int64_t>(flush_interval * 1e9)
-        self._last_flush = _wall_ns()
+        self._last_flush = realtime_ns()
 
     def __dealloc__(self):
         PyMem_Free(self._buf)
@@ -114,7 +107,7 @@ cdef class Recorder:
     def tick(self):
         """Write what is buffered if ``flush_interval`` has passed since the last write (a
         quiet feed's last records reach the file without waiting for the next one)."""
-        if self._len and _wall_ns() - self._last_flush >= self._flush_ns:
+        if self._len and realtime_ns() - self._last_flush >= self._flush_ns:
             self._flush()
 
     def close(self):
@@ -152,7 +145,7 @@ cdef class Recorder:
                 raise MemoryError()
             self._buf = grown
             self._cap = cap
-        now = _wall_ns()
+        now = realtime_ns()
         p = self._buf + self._len
         p[0] = <char>kind
         p[1] = <char>flags
@@ -171,7 +164,7 @@ cdef class Recorder:
 
     cdef int _flush(self) except -1:
         cdef Py_ssize_t n = self._len
-        self._last_flush = _wall_ns()
+        self._last_flush = realtime_ns()
         if self.failed or self.closed:
             return 0
         self._len = 0
@@ -472,7 +465,7 @@ cdef class FeedListener(WSListener):
         if self.server_stamp is None or stamp_ns <= 0:  # <= 0: none, or not a stamp
             return 0
         if self._wall_offset_at == 0 or self._t_read - self._wall_offset_at > 1000000000:
-            self._wall_offset = _wall_ns() - monotonic_ns()
+            self._wall_offset = realtime_ns() - monotonic_ns()
             self._wall_offset_at = self._t_read
         stamp_stage_add(&self._stage_server, self.server_stamp, self._t_read + self._wall_offset,
                         stamp_ns)
